@@ -1,0 +1,290 @@
+"""Formula parsing and translation.
+
+skhier reads any Bambi formula with formulae, and also accepts the interaction spelling
+``x:(1|g)`` / ``x:(1|a/b)`` (a slope on ``x`` varying by group), which formulae 0.6 rejects.
+It is translated to ``x + (0 + x|g)`` (a population slope plus group deviations), unless the
+formula already has the common term ``x``.
+
+The result is a :class:`ParsedFormula`: the response, the common terms and the group-specific
+terms, each reduced to plain column names where the terms are plain variables. Terms that are not
+plain variables (calls such as ``np.log(x)``, categorical predictors, interactions) are kept in the
+formula and make the fast engine fall back to Bambi's own model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["GroupTerm", "ParsedFormula", "parse_formula", "translate_formula"]
+
+INTERCEPT = "Intercept"
+
+# x:(1|g) or x:(1|a/b), possibly with spaces; the predictor is a plain name.
+_INTERACTION_SPELLING = re.compile(
+    r"(?P<x>[A-Za-z_][A-Za-z0-9_.]*)\s*:\s*\(\s*1\s*\|\s*(?P<g>[^()|]+?)\s*\)"
+)
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """One group-specific coefficient: a predictor column varying by a grouping factor.
+
+    Parameters
+    ----------
+    column : str
+        The predictor, ``"Intercept"`` for a varying intercept.
+    factors : tuple of str
+        The grouping columns; more than one for an interaction factor such as ``gene:sgRNA``
+        (which is what ``gene/sgRNA`` nesting expands to).
+
+    Examples
+    --------
+    >>> GroupTerm("H0", ("gene", "sgRNA")).name
+    'H0|gene:sgRNA'
+    """
+
+    column: str
+    factors: tuple[str, ...]
+
+    @property
+    def factor(self) -> str:
+        """Name of the grouping factor, ``a:b`` for an interaction of columns."""
+        return ":".join(self.factors)
+
+    @property
+    def name(self) -> str:
+        """Bambi's name for the term's coefficients, e.g. ``H0|gene``."""
+        prefix = "1" if self.column == INTERCEPT else self.column
+        return f"{prefix}|{self.factor}"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """The structure of a model formula.
+
+    Parameters
+    ----------
+    formula : str
+        The formula actually fitted (after translation).
+    response : str
+        The response column (or the response expression when it is not a plain column).
+    intercept : bool
+        Whether the model has a common intercept.
+    common : tuple of str
+        Plain numeric predictor columns with a common coefficient.
+    group_terms : tuple of GroupTerm
+        Group-specific coefficients.
+    unsupported : tuple of str
+        Why the fast collapsed engine cannot use this formula (empty when it can).
+
+    Examples
+    --------
+    >>> p = parse_formula("Ht ~ 0 + H0:(1|gene/sgRNA)")
+    >>> p.formula
+    'Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)'
+    >>> [t.name for t in p.group_terms]
+    ['H0|gene', 'H0|gene:sgRNA']
+    """
+
+    formula: str
+    response: str
+    intercept: bool
+    common: tuple[str, ...]
+    group_terms: tuple[GroupTerm, ...]
+    unsupported: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every coefficient column of the model, ``Intercept`` first when present."""
+        cols = [INTERCEPT] if self.intercept else []
+        for c in (*self.common, *(t.column for t in self.group_terms)):
+            if c not in cols:
+                cols.append(c)
+        if INTERCEPT in cols:
+            cols.remove(INTERCEPT)
+            cols.insert(0, INTERCEPT)
+        return tuple(cols)
+
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """Columns of the data the model reads (response, predictors, grouping factors)."""
+        out = [self.response]
+        for c in self.columns:
+            if c != INTERCEPT and c not in out:
+                out.append(c)
+        for t in self.group_terms:
+            for f in t.factors:
+                if f not in out:
+                    out.append(f)
+        return tuple(out)
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """Distinct grouping factors (``a:b`` for interactions), in order of appearance."""
+        seen: list[str] = []
+        for t in self.group_terms:
+            if t.factor not in seen:
+                seen.append(t.factor)
+        return tuple(seen)
+
+    def factor_columns(self, factor: str) -> tuple[str, ...]:
+        """Columns making up a grouping factor name such as ``gene:sgRNA``."""
+        for t in self.group_terms:
+            if t.factor == factor:
+                return t.factors
+        raise KeyError(factor)
+
+
+def _has_common_term(rhs: str, name: str) -> bool:
+    """Whether ``name`` already stands alone as a common term in the right-hand side."""
+    depth = 0
+    token = []
+    tokens = []
+    for ch in rhs:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if depth == 0 and ch == "+":
+            tokens.append("".join(token).strip())
+            token = []
+        else:
+            token.append(ch)
+    tokens.append("".join(token).strip())
+    return name in tokens
+
+
+def translate_formula(formula: str) -> str:
+    """Translate the ``x:(1|g)`` spelling into a formula formulae can parse.
+
+    ``x:(1|g)`` means group slopes drawn around a population slope, so it becomes
+    ``x + (0 + x|g)``; nesting ``x:(1|a/b)`` becomes ``x + (0 + x|a/b)``. The common term is not
+    added twice when the formula already has it. Other formulas are returned unchanged.
+
+    Parameters
+    ----------
+    formula : str
+        A model formula.
+
+    Returns
+    -------
+    str
+        The formula to fit.
+
+    Examples
+    --------
+    >>> translate_formula("Ht ~ 0 + H0:(1|gene/sgRNA)")
+    'Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)'
+    >>> translate_formula("y ~ x + x:(1|g)")
+    'y ~ x + (0 + x|g)'
+    """
+    if "~" not in formula:
+        return formula
+    lhs, rhs = formula.split("~", 1)
+    rhs_without = _INTERACTION_SPELLING.sub("", rhs)
+
+    def repl(match: re.Match) -> str:
+        x, g = match.group("x"), match.group("g").strip()
+        if _has_common_term(rhs_without, x) or repl.added.get(x):
+            return f"(0 + {x}|{g})"
+        repl.added[x] = True
+        return f"{x} + (0 + {x}|{g})"
+
+    repl.added = {}
+    rhs = _INTERACTION_SPELLING.sub(repl, rhs)
+    # Clean up "+ +" left where a common term would have been duplicated.
+    return f"{lhs.strip()} ~ {rhs.strip()}"
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Parse a Bambi formula (or the ``x:(1|g)`` spelling) into its terms.
+
+    Parameters
+    ----------
+    formula : str
+        A model formula such as ``"Ht ~ 0 + H0:(1|gene/sgRNA)"``.
+
+    Returns
+    -------
+    ParsedFormula
+        The fitted formula and its terms.
+
+    Raises
+    ------
+    ValueError
+        If the formula is not a string, has no response, or does not parse.
+
+    Examples
+    --------
+    >>> p = parse_formula("y ~ x + (x|g)")
+    >>> p.response, p.intercept, p.common
+    ('y', True, ('x',))
+    >>> [t.name for t in p.group_terms]
+    ['1|g', 'x|g']
+    """
+    import formulae
+
+    if not isinstance(formula, str) or not formula.strip():
+        raise ValueError(f"formula must be a non-empty string such as 'y ~ x', got {formula!r}.")
+    if "~" not in formula:
+        raise ValueError(
+            f"formula {formula!r} has no response: write it as 'response ~ predictors', "
+            "e.g. 'Ht ~ 0 + H0:(1|gene/sgRNA)'."
+        )
+    fitted = translate_formula(formula)
+    try:
+        desc = formulae.model_description(fitted)
+    except Exception as exc:  # formulae raises several error types
+        raise ValueError(
+            f"formula {formula!r} does not parse ({type(exc).__name__}: {exc}). skhier reads "
+            "Bambi formulas, e.g. 'y ~ x + (1|g)', 'y ~ 0 + x + (0 + x|gene/sgRNA)', or the "
+            "spelling 'y ~ 0 + x:(1|gene/sgRNA)'."
+        ) from None
+    if desc.response is None:
+        raise ValueError(f"formula {formula!r} has no response on the left of '~'.")
+
+    unsupported: list[str] = []
+    rcomps = getattr(desc.response.term, "components", [])
+    if len(rcomps) == 1 and type(rcomps[0]).__name__ == "Variable":
+        response = rcomps[0].name
+    else:
+        response = str(desc.response.term)
+        unsupported.append(f"the response {response} is not a plain column")
+
+    intercept = False
+    common: list[str] = []
+    for term in desc.common_terms:
+        kind = type(term).__name__
+        if kind == "Intercept":
+            intercept = True
+            continue
+        comps = getattr(term, "components", [])
+        if len(comps) == 1 and type(comps[0]).__name__ == "Variable":
+            common.append(comps[0].name)
+        else:
+            unsupported.append(f"the common term {term} is not a plain numeric column")
+
+    group_terms: list[GroupTerm] = []
+    for g in desc.group_terms:
+        kind = type(g.expr).__name__
+        if kind == "Intercept":
+            column = INTERCEPT
+        else:
+            comps = getattr(g.expr, "components", [])
+            if len(comps) == 1 and type(comps[0]).__name__ == "Variable":
+                column = comps[0].name
+            else:
+                unsupported.append(f"the group-specific term ({g.expr}|...) is not a plain column")
+                continue
+        factors = tuple(c.name for c in g.factor.components)
+        group_terms.append(GroupTerm(column, factors))
+
+    return ParsedFormula(
+        formula=fitted,
+        response=response,
+        intercept=intercept,
+        common=tuple(common),
+        group_terms=tuple(group_terms),
+        unsupported=tuple(unsupported),
+    )
