@@ -1,0 +1,143 @@
+"""Total group effects from a posterior: what skhier ranks.
+
+For ``gene/sgRNA`` nesting, sgRNA ``j`` in gene ``g`` has total slope ``b + b_g + b_gj`` and gene
+``g`` has ``b + b_g``: the common coefficient plus every group-specific coefficient of the same
+column whose factor contains the level (found from the data, so ``(1|gene) + (1|sgRNA)`` with
+globally unique sgRNA labels nests too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skhier.design import Design, Factor, parent_codes
+from skhier.engine.fit import dim_name
+from skhier.formula import INTERCEPT, ParsedFormula
+
+__all__ = ["ranked_column", "ranked_factors", "level_totals"]
+
+
+def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
+    """The predictor whose group-varying coefficient is ranked.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        The formula's terms.
+    term : str or None
+        The user's choice; None picks the only column with group-specific slopes (or the
+        intercept when only intercepts vary).
+
+    Returns
+    -------
+    str
+        The column (``"Intercept"`` for varying intercepts).
+
+    Raises
+    ------
+    ValueError
+        If ``term`` is not a group-varying column, or the choice is ambiguous.
+
+    Examples
+    --------
+    >>> from skhier.formula import parse_formula
+    >>> ranked_column(parse_formula("y ~ 1 + x + (x|g)"))
+    'x'
+    """
+    varying = []
+    for t in parsed.group_terms:
+        if t.column not in varying:
+            varying.append(t.column)
+    if term is not None:
+        if term == "1":
+            term = INTERCEPT
+        if term not in varying:
+            raise ValueError(
+                f"term={term!r} has no group-specific coefficients in {parsed.formula!r}; "
+                f"choose from {varying}."
+            )
+        return term
+    slopes = [c for c in varying if c != INTERCEPT]
+    if len(slopes) == 1:
+        return slopes[0]
+    if not slopes and varying:
+        return INTERCEPT
+    if not varying:
+        raise ValueError(f"formula {parsed.formula!r} has no group-specific term to rank.")
+    raise ValueError(
+        f"formula {parsed.formula!r} has group-specific slopes on {slopes}; set term= to one "
+        "of them."
+    )
+
+
+def ranked_factors(parsed: ParsedFormula, column: str) -> list[str]:
+    """Grouping factors with a group-specific coefficient on ``column``.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        The formula's terms.
+    column : str
+        The ranked column.
+
+    Returns
+    -------
+    list of str
+        Factor names in formula order.
+
+    Examples
+    --------
+    >>> from skhier.formula import parse_formula
+    >>> ranked_factors(parse_formula("y ~ 0 + x:(1|g/s)"), "x")
+    ['g', 'g:s']
+    """
+    return [t.factor for t in parsed.group_terms if t.column == column]
+
+
+def level_totals(posterior, parsed: ParsedFormula, design: Design, column: str, factor: Factor):
+    """Posterior draws of the total coefficient of ``column`` for every level of ``factor``.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        The posterior (Bambi's variable names).
+    parsed : ParsedFormula
+        The fitted terms.
+    design : Design
+        The data's design (for nesting).
+    column : str
+        The ranked column.
+    factor : Factor
+        The level to rank at.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, <level>)``, labelled with the levels' display labels.
+    """
+    import xarray as xr
+
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    total = np.zeros((n_chain, n_draw, factor.n_levels))
+    if column in posterior.data_vars:
+        total += np.asarray(posterior[column])[:, :, None]
+    for t in parsed.group_terms:
+        if t.column != column:
+            continue
+        other = design.factors[t.factor]
+        if t.factor == factor.name:
+            codes = np.arange(factor.n_levels)
+        else:
+            codes = parent_codes(factor, other)
+            if codes is None:
+                continue
+        values = posterior[t.name].sel({dim_name(t.factor): np.asarray(other.labels)})
+        total += np.asarray(values)[:, :, codes]
+    dim = factor.short_name
+    return xr.DataArray(
+        total,
+        dims=("chain", "draw", dim),
+        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                dim: np.asarray(factor.display, dtype=object)},
+        name=column,
+    )
