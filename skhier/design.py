@@ -230,7 +230,9 @@ class Design:
         if len(matches) == 1:
             return matches[0]
         choices = sorted({*self.factors, *(f.short_name for f in self.factors.values())})
-        raise ValueError(f"level {level!r} is not a grouping factor of the model; choose from {choices}.")
+        raise ValueError(
+            f"level {level!r} is not a grouping factor of the model; choose from {choices}."
+        )
 
 
 def design_matrix(data: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
@@ -343,6 +345,8 @@ def cell_statistics(W: np.ndarray, y: np.ndarray, cells: np.ndarray, n_cells: in
     for i in range(q):
         Wy[:, i] = np.bincount(cells, weights=W[:, i] * y, minlength=n_cells)
         for j in range(i, q):
-            WW[:, i, j] = WW[:, j, i] = np.bincount(cells, weights=W[:, i] * W[:, j], minlength=n_cells)
+            WW[:, i, j] = WW[:, j, i] = np.bincount(
+                cells, weights=W[:, i] * W[:, j], minlength=n_cells
+            )
     yy = np.bincount(cells, weights=y * y, minlength=n_cells)
     return {"n": n, "WW": WW, "Wy": Wy, "yy": yy}

@@ -18,7 +18,7 @@ __all__ = ["ranked_column", "ranked_factors", "level_totals"]
 
 
 def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
-    """The predictor whose group-varying coefficient is ranked.
+    """Return the predictor whose group-varying coefficient is ranked.
 
     Parameters
     ----------
@@ -71,7 +71,7 @@ def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
 
 
 def ranked_factors(parsed: ParsedFormula, column: str) -> list[str]:
-    """Grouping factors with a group-specific coefficient on ``column``.
+    """Return the grouping factors with a group-specific coefficient on ``column``.
 
     Parameters
     ----------
@@ -137,7 +137,10 @@ def level_totals(posterior, parsed: ParsedFormula, design: Design, column: str, 
     return xr.DataArray(
         total,
         dims=("chain", "draw", dim),
-        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-                dim: np.asarray(factor.display, dtype=object)},
+        coords={
+            "chain": posterior["chain"].values,
+            "draw": posterior["draw"].values,
+            dim: np.asarray(factor.display, dtype=object),
+        },
         name=column,
     )

@@ -7,7 +7,8 @@ Bambi's own model share one prior:
 - residual ``sigma ~ HalfStudentT(nu=4, sigma=sd(y))``;
 - a common slope on ``x``: ``Normal(0, 2.5 * sd(y) / sd(x))``;
 - the common intercept: ``Normal(mean(y), sqrt((2.5 sd(y))^2 + sum_x sigma_x^2 mean(x)^2))``;
-- a group-specific slope on ``x``: ``Normal(0, sigma_g)`` with ``sigma_g ~ HalfNormal(2.5 sd(y)/sd(x))``;
+- a group-specific slope on ``x``: ``Normal(0, sigma_g)`` with
+  ``sigma_g ~ HalfNormal(2.5 sd(y)/sd(x))``;
   a group-specific intercept takes the common intercept's scale.
 
 (``sd`` is the population standard deviation, as ``np.std``.) User priors, given as

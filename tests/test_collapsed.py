@@ -6,8 +6,8 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from skhier.design import build_design
-from skhier.engine.fit import ModelSpec, build_tree
 from skhier.engine.collapsed import draw_coefficients, log_marginal
+from skhier.engine.fit import ModelSpec, build_tree
 from skhier.formula import parse_formula
 from skhier.priors import Prior
 

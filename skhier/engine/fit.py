@@ -25,8 +25,19 @@ __all__ = ["ModelSpec", "collapsible", "fit_collapsed", "fit_bambi", "dim_name"]
 
 logger = logging.getLogger("skhier")
 
-_SCALE_DISTS = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma", "InverseGamma",
-                "LogNormal", "HalfFlat", "Uniform", "TruncatedNormal", "Weibull"}
+_SCALE_DISTS = {
+    "HalfNormal",
+    "HalfStudentT",
+    "HalfCauchy",
+    "Exponential",
+    "Gamma",
+    "InverseGamma",
+    "LogNormal",
+    "HalfFlat",
+    "Uniform",
+    "TruncatedNormal",
+    "Weibull",
+}
 
 
 def dim_name(factor: str) -> str:
@@ -146,7 +157,9 @@ def build_tree(spec: ModelSpec, design: Design) -> TreeModel:
         Levels from coarse to fine with per-cell statistics.
     """
     cols = list(design.columns)
-    common = [c for c in cols if c in spec.parsed.common or (c == INTERCEPT and spec.parsed.intercept)]
+    common = [
+        c for c in cols if c in spec.parsed.common or (c == INTERCEPT and spec.parsed.intercept)
+    ]
     mu0 = np.array([float(spec.priors[c].args.get("mu", 0.0)) for c in common])
     s0 = np.array([float(spec.priors[c].args["sigma"]) for c in common])
     levels = []
@@ -163,8 +176,9 @@ def build_tree(spec: ModelSpec, design: Design) -> TreeModel:
             )
         )
     stats = cell_statistics(design.W, design.y, design.cells, design.n_cells)
-    return TreeModel(len(cols), [cols.index(c) for c in common], mu0, s0, levels, stats,
-                     tuple(cols))
+    return TreeModel(
+        len(cols), [cols.index(c) for c in common], mu0, s0, levels, stats, tuple(cols)
+    )
 
 
 def _pymc_dist(name: str, prior):
@@ -210,8 +224,9 @@ def build_collapsed_model(spec: ModelSpec, tree: TreeModel):
     return model
 
 
-def fit_collapsed(spec, design, *, sampler, draws, tune, chains, target_accept, seed, progressbar,
-                  cores):
+def fit_collapsed(
+    spec, design, *, sampler, draws, tune, chains, target_accept, seed, progressbar, cores
+):
     """Fit with the collapsed engine: NUTS on the scales, exact draws of the coefficients.
 
     Parameters
@@ -238,9 +253,17 @@ def fit_collapsed(spec, design, *, sampler, draws, tune, chains, target_accept, 
     model = build_collapsed_model(spec, tree)
     t0 = time.perf_counter()
     if model.free_RVs:
-        idata = sample_pymc_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
-                                  target_accept=target_accept, seed=seed, progressbar=progressbar,
-                                  cores=cores)
+        idata = sample_pymc_model(
+            model,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            seed=seed,
+            progressbar=progressbar,
+            cores=cores,
+        )
     else:  # every scale fixed: the posterior is Gaussian, no MCMC needed
         import arviz as az
 
@@ -256,8 +279,10 @@ def fit_collapsed(spec, design, *, sampler, draws, tune, chains, target_accept, 
     fixed_sigma = spec.priors["sigma"]
     sigma = flat("sigma") if "sigma" in post else np.full(n_chains * n_draws, float(fixed_sigma))
     taus = [
-        [float(f) if f is not None else flat(f"{term}_sigma")
-         for term, f in zip(level.terms, level.fixed_tau, strict=True)]
+        [
+            float(f) if f is not None else flat(f"{term}_sigma")
+            for term, f in zip(level.terms, level.fixed_tau, strict=True)
+        ]
         for level in tree.levels
     ]
     rng = np.random.default_rng(None if seed is None else [seed, 7])
@@ -271,8 +296,10 @@ def fit_collapsed(spec, design, *, sampler, draws, tune, chains, target_accept, 
         dim = dim_name(level.factor)
         coords[dim] = np.asarray(design.factors[level.factor].labels, dtype=object)
         for a, term in enumerate(level.terms):
-            new[term] = (("chain", "draw", dim),
-                         groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes))
+            new[term] = (
+                ("chain", "draw", dim),
+                groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes),
+            )
     idata.posterior = post.assign_coords(coords).assign(
         {k: xr.Variable(d, v) for k, (d, v) in new.items()}
     )
@@ -346,8 +373,21 @@ def bambi_formula(formula: str, data):
     return out, data, renames
 
 
-def fit_bambi(spec, data, *, sampler, draws, tune, chains, target_accept, seed, progressbar,
-              cores, noncentered=True, user_priors=None):
+def fit_bambi(
+    spec,
+    data,
+    *,
+    sampler,
+    draws,
+    tune,
+    chains,
+    target_accept,
+    seed,
+    progressbar,
+    cores,
+    noncentered=True,
+    user_priors=None,
+):
     """Fit Bambi's own PyMC model (the fallback for what the collapsed engine cannot do).
 
     Parameters
@@ -386,12 +426,20 @@ def fit_bambi(spec, data, *, sampler, draws, tune, chains, target_accept, seed, 
         for joined, factor in renames.items():
             bname = bname.replace(factor, joined)
         priors[bname] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
-    model = bmb.Model(formula, bdata, family=spec.family, priors=priors or None,
-                      noncentered=noncentered)
+    model = bmb.Model(
+        formula, bdata, family=spec.family, priors=priors or None, noncentered=noncentered
+    )
     t0 = time.perf_counter()
     kwargs = {"random_seed": seed, "cores": cores} if sampler != "nutpie" else {"random_seed": seed}
-    idata = model.fit(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                      inference_method=sampler, progressbar=progressbar, **kwargs)
+    idata = model.fit(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
+        inference_method=sampler,
+        progressbar=progressbar,
+        **kwargs,
+    )
     timing = {"sampling": time.perf_counter() - t0}
     if renames:
         idata.posterior = _rename_joined(idata.posterior, renames)
@@ -409,8 +457,9 @@ def _rename_joined(post, renames):
     return post.rename(mapping)
 
 
-def pooled_spec(parsed: ParsedFormula, priors: dict, pooling: str, column: str, factor: str | None,
-                family: str) -> ModelSpec:
+def pooled_spec(
+    parsed: ParsedFormula, priors: dict, pooling: str, column: str, factor: str | None, family: str
+) -> ModelSpec:
     """Apply a pooling choice to the formula's terms.
 
     Parameters

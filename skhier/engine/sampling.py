@@ -54,7 +54,7 @@ def check_sampler(sampler: str) -> None:
 
 
 def default_cores(chains: int, n_jobs: int | None) -> int:
-    """Number of processes/threads for the chains.
+    """Return the number of processes or threads for the chains.
 
     Parameters
     ----------

@@ -1,0 +1,196 @@
+"""HierarchicalRanker end to end, checked against the simulator's truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from skhier import HierarchicalRanker
+from tests.conftest import FORUM, small_kwargs
+
+RANK_COLUMNS = [
+    "rank",
+    "mean",
+    "sd",
+    "hdi_low",
+    "hdi_high",
+    "expected_rank",
+    "rank_low",
+    "rank_high",
+    "p_top_k",
+    "sucra",
+    "lfsr",
+    "p_gt_ref",
+    "n_obs",
+]
+
+
+def test_fitted_attributes(forum_fit):
+    r = forum_fit
+    assert r.formula_ == "Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)"
+    assert r.engine_ == "collapsed"
+    assert r.level_ == "gene" and r.term_ == "H0"
+    assert set(RANK_COLUMNS) <= set(r.rank_.columns)
+    assert r.rank_.shape[0] == 5
+    assert r.rank_["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert (np.diff(r.rank_["expected_rank"]) >= 0).all()
+    assert r.rank_["n_obs"].sum() == 1000
+    assert {"H0", "H0|gene", "H0|gene:sgRNA", "H0|gene_sigma", "sigma"} <= set(
+        r.idata_.posterior.data_vars
+    )
+    assert r.groups_["sgRNA"].shape[0] == 20
+    assert set(r.groups_["sgRNA"]["parent"]) == set(r.groups_["gene"].index)
+    assert r.n_features_in_ == 8
+    assert "Ht" in r.feature_names_in_
+    assert r.diagnostics_.passed, r.diagnostics_.messages
+
+
+def test_recovers_true_sgrna_effects(forum_fit, forum_sim):
+    sim, _ = forum_sim
+    sg = forum_fit.rank_table(level="sgRNA")
+    assert sg.shape[0] == 20
+    truth = sim.true_effects_["sgRNA"].reindex(sg.index)
+    rho = spearmanr(sg["mean"], truth).statistic
+    assert rho >= 0.9
+    slopes = sim.true_slopes_["sgRNA"].reindex(sg.index)
+    assert spearmanr(sg["mean"], slopes).statistic >= 0.9
+    # 90% intervals of the slopes cover the truth for most sgRNAs.
+    covered = (sg["hdi_low"] <= slopes) & (slopes <= sg["hdi_high"])
+    assert covered.mean() >= 0.7
+
+
+@pytest.mark.parametrize("level", ["gene", "sgRNA"])
+def test_expected_rank_is_one_plus_dominance_column_sums(forum_fit, level):
+    table = forum_fit.rank_table(level=level)
+    D = forum_fit.dominance(level=level)
+    D = np.array(D.loc[table.index, table.index], dtype=np.float64)
+    off = ~np.eye(len(D), dtype=bool)
+    np.testing.assert_allclose((D + D.T)[off], 1.0, atol=1e-6)
+    np.fill_diagonal(D, 0.0)
+    np.testing.assert_allclose(table["expected_rank"], 1 + D.sum(axis=0), atol=1e-5)
+
+
+def test_dominance_attribute_is_labelled(forum_fit):
+    D = forum_fit.dominance_
+    assert list(D.index) == list(forum_fit.rank_.index)
+    assert list(D.columns) == list(forum_fit.rank_.index)
+
+
+def test_gene_total_is_common_plus_gene_deviation(forum_fit):
+    post = forum_fit.idata_.posterior
+    gene = forum_fit.rank_.index[0]
+    label = forum_fit.groups_["gene"].loc[gene, "label"]
+    total = post["H0"] + post["H0|gene"].sel({"gene__factor_dim": label})
+    assert float(total.mean()) == pytest.approx(forum_fit.rank_.loc[gene, "mean"], rel=1e-9)
+
+
+def test_seed_to_seed_stability_of_top_ranks(forum_sim, forum_fit):
+    _, df = forum_sim
+    other = HierarchicalRanker(formula=FORUM, level="gene", random_state=123).fit(df)
+    a, b = forum_fit.rank_, other.rank_.loc[forum_fit.rank_.index]
+    assert a.index[0] == other.rank_.index[0]
+    assert np.abs(a["expected_rank"] - b["expected_rank"]).max() < 0.1
+    assert np.abs(a["p_top_k"] - b["p_top_k"]).max() < 0.05
+
+
+def test_same_seed_same_result(forum_sim):
+    _, df = forum_sim
+    kw = small_kwargs(random_state=5)
+    a = HierarchicalRanker(formula=FORUM, **kw).fit(df).rank_
+    b = HierarchicalRanker(formula=FORUM, **kw).fit(df).rank_
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_nutpie_same_seed_same_result(forum_sim):
+    _, df = forum_sim
+    kw = dict(draws=100, tune=100, chains=2, random_state=3, on_fail="ignore")
+    a = HierarchicalRanker(formula=FORUM, **kw).fit(df).rank_
+    b = HierarchicalRanker(formula=FORUM, **kw).fit(df).rank_
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_fit_X_y_equals_fit_frame(forum_sim):
+    _, df = forum_sim
+    kw = small_kwargs()
+    a = HierarchicalRanker(formula=FORUM, **kw).fit(df).rank_
+    b = HierarchicalRanker(formula=FORUM, **kw).fit(df.drop(columns="Ht"), df["Ht"]).rank_
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_input_not_mutated(forum_sim):
+    _, df = forum_sim
+    before = df.copy()
+    HierarchicalRanker(formula=FORUM, **small_kwargs()).fit(df)
+    pd.testing.assert_frame_equal(df, before)
+
+
+def test_ascending_reverses_the_order(forum_fit):
+    up = forum_fit.rank_table(ascending=True)
+    assert list(up.index) == list(forum_fit.rank_.index[::-1])
+
+
+def test_predict_and_unseen_groups(forum_fit, forum_sim):
+    _, df = forum_sim
+    mean, std = forum_fit.predict(df, return_std=True)
+    assert mean.shape == (len(df),) and (std > 0).all()
+    resid = df["Ht"].to_numpy() - mean
+    assert abs(resid.mean()) < 0.1
+    new = df.iloc[:5].assign(gene="NEW", sgRNA="NEW_sg1")
+    m2, s2 = forum_fit.predict(new, return_std=True)
+    assert (s2 > std[:5]).all()
+    with pytest.raises(ValueError, match="'H0'.*missing"):
+        forum_fit.predict(df.drop(columns="H0"))
+
+
+def test_score_prefers_the_hierarchy_over_complete_pooling(forum_sim):
+    _, df = forum_sim
+    kw = small_kwargs()
+    partial = HierarchicalRanker(formula=FORUM, **kw).fit(df)
+    complete = HierarchicalRanker(formula=FORUM, pooling="complete", **kw).fit(df)
+    assert np.isfinite(partial.score(df))
+    assert partial.score(df) > complete.score(df)
+    # complete pooling: one slope, every gene tied at the same expected rank
+    ranks = complete.rank_table(level="gene")["expected_rank"]
+    np.testing.assert_allclose(ranks, ranks.iloc[0])
+
+
+def test_no_pooling_has_independent_slopes(forum_sim):
+    _, df = forum_sim
+    r = HierarchicalRanker(formula=FORUM, pooling="none", level="sgRNA", **small_kwargs()).fit(df)
+    assert "H0" not in r.idata_.posterior.data_vars
+    assert r.rank_.shape[0] == 20
+    assert r.formula_ == "Ht ~ 0 + (0 + H0|gene:sgRNA)"
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "numpyro"])
+def test_other_samplers(forum_sim, sampler):
+    _, df = forum_sim
+    r = HierarchicalRanker(formula=FORUM, **small_kwargs(sampler=sampler)).fit(df)
+    assert r.rank_.shape[0] == 20
+    assert r.diagnostics_.info["sampler"] == sampler
+
+
+def test_formula_none_ranks_coefficients(rng):
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([2.0, -1.0, 0.5]) + 0.3 * rng.normal(size=200)
+    r = HierarchicalRanker(**small_kwargs()).fit(X, y)
+    assert list(r.rank_.index) == ["x0", "x2", "x1"]
+    assert r.predict(X).shape == (200,)
+
+
+def test_bambi_engine_agrees_with_collapsed(forum_sim):
+    """Same posterior from Bambi's own model and the collapsed engine (within MC error)."""
+    from skhier import ScreenSimulator
+
+    df = ScreenSimulator(n_genes=4, sgrnas_per_gene=3, n_samples=20, random_state=1).fit_transform()
+    kw = dict(draws=1000, tune=1000, chains=2, random_state=0, on_fail="ignore", level="sgRNA")
+    fast = HierarchicalRanker(formula=FORUM, **kw).fit(df)
+    slow = HierarchicalRanker(formula=FORUM, engine="bambi", **kw).fit(df)
+    assert slow.engine_ == "bambi" and fast.engine_ == "collapsed"
+    a, b = fast.rank_, slow.rank_.loc[fast.rank_.index]
+    se = np.sqrt(a["sd"] ** 2 / 1000 + b["sd"] ** 2 / 200)  # Bambi's ESS is far lower
+    assert (np.abs(a["mean"] - b["mean"]) < 5 * se).all()
+    np.testing.assert_allclose(a["sd"], b["sd"], rtol=0.25)
+    for name in ["H0", "H0|gene_sigma", "sigma"]:
+        x, y = fast.idata_.posterior[name], slow.idata_.posterior[name]
+        assert abs(float(x.mean() - y.mean())) < 5 * float(np.sqrt(x.var() / 500 + y.var() / 100))
