@@ -310,6 +310,24 @@ def test_single_chain_rhat_not_available(rng):
     assert np.isnan(diag.rhat_max)
 
 
+def test_inputs_are_not_mutated(rng):
+    post = healthy_posterior(rng)
+    post["fixed"] = np.zeros((C, D))
+    post["fixed"][1] = -0.0
+    stats = healthy_stats(rng)
+    idata = make_idata(post, stats)
+    before = {k: v.values.copy() for k, v in idata.posterior.items()}
+    before_stats = {k: v.values.copy() for k, v in idata.sample_stats.items()}
+    info = {"target_accept": 0.8}
+    diagnose(idata, info=info).update_info(tune=500)
+    for k, v in before.items():
+        np.testing.assert_array_equal(idata.posterior[k].values, v)
+        assert np.signbit(idata.posterior["fixed"].values[1]).all()
+    for k, v in before_stats.items():
+        np.testing.assert_array_equal(idata.sample_stats[k].values, v)
+    assert info == {"target_accept": 0.8}
+
+
 def test_dataset_input(rng):
     idata = make_idata(healthy_posterior(rng), healthy_stats(rng))
     diag = diagnose(idata.posterior)
@@ -435,6 +453,9 @@ def test_update_info_refreshes_messages(failed):
     assert "parametrization='noncentered' for level 'gene'" in failed.messages[0]
     failed.update_info(target_accept=0.99, parametrization={"gene": "noncentered"})
     assert "target_accept is already 0.99" in failed.messages[0]
+    assert "already non-centered" in failed.messages[0]
+    failed.update_info(parametrization={"gene": "marginalized"})  # the collapsed engine
+    assert failed.messages[0].endswith("reparametrize the model")
 
 
 def test_to_dict_is_json_and_round_trips(failed):
@@ -466,6 +487,10 @@ def _cases():
     # values differing only in their last bits: packed-key clashes, swapped pairs and runs
     near = near + rng.integers(0, 4, near.shape) * np.spacing(np.abs(near) + 1.0)
     signed_zero = rng.choice([-0.0, 0.0, 1.0, -1.0], size=(4, 100, 3))
+    ulp_pairs = rng.standard_normal((4, 200, 5))  # isolated pairs one ulp apart: swapped keys
+    src = ulp_pairs[:2, :40]
+    step = rng.choice([-np.inf, np.nan, np.inf], size=src.shape)  # one ulp down, tie, up
+    ulp_pairs[2:, :40] = np.where(np.isnan(step), src, np.nextafter(src, step))
     stuck = rng.standard_normal((4, 200, 4))
     stuck[1] = 0.7
     return {
@@ -479,6 +504,7 @@ def _cases():
         "binary": (rng.random((4, 100, 3)) < 0.05).astype(float),
         "near_ties": near,
         "signed_zero": signed_zero,
+        "ulp_pairs": ulp_pairs,
         "stuck_chain": stuck,
         "shifted": rng.standard_normal((4, 200, 3)) + np.arange(4)[:, None, None],
         "heavy_tails": rng.standard_cauchy((4, 200, 3)),
@@ -519,6 +545,17 @@ def test_convergence_stats_match_arviz(name, arviz_without_numba):
         np.testing.assert_allclose(mine[key], expected, rtol=1e-9, atol=0, err_msg=key)
     np.testing.assert_allclose(mine["mean"], x.mean(axis=(0, 1)))
     np.testing.assert_allclose(mine["sd"], x.reshape(-1, x.shape[2]).std(axis=0, ddof=1))
+
+
+def test_exact_sort_path_matches_arviz(monkeypatch, arviz_without_numba):
+    # with more than 2**20 draws no column index fits in a packed key: argsort everywhere
+    monkeypatch.setattr(dg, "_index_bits", lambda n: 21)
+    for name in ("iid", "ties", "signed_zero", "odd_draws"):
+        x = CASES[name]
+        idata = az.from_dict(posterior={"x": x})
+        mine = convergence_stats(x)
+        np.testing.assert_allclose(mine["ess_bulk"], az.ess(idata)["x"].values, rtol=1e-9)
+        np.testing.assert_allclose(mine["r_hat"], az.rhat(idata)["x"].values, rtol=1e-9)
 
 
 def test_diagnose_table_matches_arviz_summary(rng):
