@@ -7,7 +7,7 @@ Examples
 --------
 >>> import skhier
 >>> sorted(skhier.__all__)[:3]
-['ConvergenceWarning', 'HierarchicalRanker', 'ScreenSimulator']
+['ConvergenceError', 'ConvergenceWarning', 'Diagnostics']
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ _LAZY = {
     "diagnose": "skhier.diagnostics",
     "Diagnostics": "skhier.diagnostics",
     "ConvergenceWarning": "skhier.diagnostics",
+    "ConvergenceError": "skhier.diagnostics",
+    "check_diagnostics": "skhier.diagnostics",
     "SamplerConvergenceWarning": "skhier.diagnostics",
     "compare": "skhier.scoring",
     "load": "skhier.io",

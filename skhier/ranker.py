@@ -27,7 +27,7 @@ __all__ = ["HierarchicalRanker"]
 logger = logging.getLogger("skhier")
 
 POOLING = ("partial", "complete", "none")
-ENGINES = ("auto", "collapsed", "bambi")
+ENGINES = ("auto", "collapsed", "suffstat", "bambi")
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 ON_FAIL = ("warn", "raise", "refit", "ignore")
 MISSING = ("raise", "drop")
@@ -86,10 +86,16 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     target_accept : float, default=0.8
         Target acceptance rate of NUTS' step-size adaptation.
     parametrization : {"auto", "centered", "noncentered"}, default="auto"
-        Group-level parametrization of Bambi's model. The collapsed engine integrates group
-        coefficients out, so it has none (recorded as ``"marginalized"`` in ``diagnostics_``).
-    engine : {"auto", "collapsed", "bambi"}, default="auto"
-        ``"auto"`` uses the collapsed engine when the model allows it.
+        Parametrization of the group-specific coefficients when they are sampled. ``"auto"``
+        chooses per term with the sufficient-statistics engine: centered where the data inform
+        one group's coefficient more than its prior does, non-centered elsewhere; Bambi's model
+        takes one choice for every term (``"auto"`` is its default, non-centered). The collapsed
+        engine integrates the coefficients out, so it has none (``"marginalized"``). The choice
+        is recorded in ``diagnostics_.info["parametrization"]``.
+    engine : {"auto", "collapsed", "suffstat", "bambi"}, default="auto"
+        ``"auto"`` uses the collapsed engine when the model allows it (Gaussian, plain terms,
+        nested factors), else the sufficient-statistics engine (Gaussian with crossed factors:
+        every coefficient sampled, the likelihood from per-cell sums), else Bambi's own model.
     on_fail : {"warn", "raise", "refit", "ignore"}, default="warn"
         What a failed convergence check does; ``"refit"`` refits with more warm-up and a higher
         target acceptance (and, for Bambi's model, the other parametrization), at most
@@ -341,12 +347,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             spec.priors = {k: Prior.from_any(v) for k, v in self.priors.items()}
 
         reason = collapsible(spec, design)
-        if self.engine == "collapsed" and reason:
-            raise ValueError(f"engine='collapsed' cannot fit this model: {reason}.")
-        engine = "collapsed" if (self.engine != "bambi" and not reason) else "bambi"
-        if engine == "bambi" and self.engine == "auto":
-            logger.info("skhier: using Bambi's model instead of the collapsed engine: %s", reason)
-
+        engine = self._choose_engine(spec, design, reason)
         self._sample(spec, design, data, engine, reason)
         self.formula_ = parsed.formula
         self.term_ = column if column is not None else COEF_LEVEL
@@ -360,6 +361,29 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         self.rank_ = self.rank_table()
         self.diagnostics_.info["fit_seconds"] = time.perf_counter() - t_start
         return self
+
+    def _choose_engine(self, spec, design, reason):
+        from skhier.engine.fit import collapsible
+
+        if self.engine == "collapsed":
+            if reason:
+                raise ValueError(f"engine='collapsed' cannot fit this model: {reason}.")
+            return "collapsed"
+        flat_reason = collapsible(spec, design, require_chain=False)
+        if self.engine == "suffstat":
+            if flat_reason:
+                raise ValueError(f"engine='suffstat' cannot fit this model: {flat_reason}.")
+            return "suffstat"
+        if self.engine == "bambi":
+            return "bambi"
+        if not reason:
+            return "collapsed"
+        if not flat_reason:
+            logger.info("skhier: factors are not nested (%s); sampling every coefficient from "
+                        "per-cell statistics (engine='suffstat').", reason)
+            return "suffstat"
+        logger.info("skhier: using Bambi's model instead of the collapsed engine: %s", reason)
+        return "bambi"
 
     def _resolve_level(self, design, factors):
         chain = [f for f in (design.chain or []) if f in factors] or factors
@@ -382,76 +406,62 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         from skhier.diagnostics import check_diagnostics, diagnose
         from skhier.engine.fit import fit_bambi, fit_collapsed
         from skhier.engine.sampling import default_cores
+        from skhier.engine.suffstat import fit_suffstat
 
         seed = self._seed()
         tune, target_accept = self.tune, self.target_accept
-        noncentered = self.parametrization != "centered"
+        parametrization = self.parametrization
         attempts = []
         cores = default_cores(self.chains, self.n_jobs)
-        for attempt in range(self.max_refits + 1 if self.on_fail == "refit" else 1):
-            kwargs = dict(
-                sampler=self.sampler,
-                draws=self.draws,
-                tune=tune,
-                chains=self.chains,
-                target_accept=target_accept,
-                seed=seed + attempt,
-                progressbar=self.progressbar,
-                cores=cores,
-            )
+        n_attempts = self.max_refits + 1 if self.on_fail == "refit" else 1
+        for attempt in range(n_attempts):
+            kwargs = dict(sampler=self.sampler, draws=self.draws, tune=tune, chains=self.chains,
+                          target_accept=target_accept, seed=seed + attempt,
+                          progressbar=self.progressbar, cores=cores)
             t0 = time.perf_counter()
+            terms = [t.name for t in spec.parsed.group_terms]
             if engine == "collapsed":
                 model, idata, timing = fit_collapsed(spec, design, **kwargs)
+                choice = dict.fromkeys(terms, "marginalized")
+            elif engine == "suffstat":
+                model, idata, timing, choice = fit_suffstat(
+                    spec, design, parametrization=parametrization, **kwargs
+                )
             else:
+                noncentered = parametrization != "centered"
                 user = None
                 if self.priors:
-                    user = (
-                        spec.priors
-                        if spec.family != "gaussian"
-                        else {k: spec.priors[k] for k in self.priors}
-                    )
-                model, idata, timing = fit_bambi(
-                    spec, data, noncentered=noncentered, user_priors=user, **kwargs
-                )
+                    user = spec.priors if spec.family != "gaussian" else {
+                        k: spec.priors[k] for k in self.priors
+                    }
+                model, idata, timing = fit_bambi(spec, data, noncentered=noncentered,
+                                                 user_priors=user, **kwargs)
+                choice = dict.fromkeys(terms, "noncentered" if noncentered else "centered")
             timing["total"] = time.perf_counter() - t0
-            diag = diagnose(idata)
-            attempts.append(
-                {
-                    "tune": tune,
-                    "target_accept": target_accept,
-                    "parametrization": self._parametrization(engine, noncentered),
-                    "passed": bool(diag.passed),
-                    **timing,
-                }
-            )
-            if diag.passed or self.on_fail != "refit":
+            info = {"engine": engine, "fallback_reason": reason, "sampler": self.sampler,
+                    "parametrization": choice, "tune": tune, "target_accept": target_accept}
+            diag = diagnose(idata, info=info)
+            attempts.append({"tune": tune, "target_accept": target_accept,
+                             "parametrization": choice, "passed": bool(diag.passed), **timing})
+            if diag.passed or attempt == n_attempts - 1:
                 break
+            logger.info("skhier: attempt %d failed its checks; refitting with more warm-up and "
+                        "a higher target acceptance.", attempt + 1)
             tune = int(tune * 2) if tune else 500
             target_accept = min(0.99, target_accept + (1 - target_accept) / 2)
-            if engine == "bambi":
-                noncentered = not noncentered
+            if engine != "collapsed":  # try the other parametrization of every term
+                parametrization = {
+                    k: "centered" if v == "noncentered" else "noncentered"
+                    for k, v in choice.items()
+                }
         self.model_ = model
         self.idata_ = idata
-        diag.info.update(
-            {
-                "engine": engine,
-                "fallback_reason": reason,
-                "sampler": self.sampler,
-                "parametrization": self._parametrization(engine, noncentered),
-                "attempts": attempts,
-            }
-        )
+        diag.update_info(attempts=attempts)
         self.diagnostics_ = diag
         if self.on_fail in ("warn", "refit"):
             check_diagnostics(diag, "warn", stacklevel=4)
         elif self.on_fail == "raise":
             check_diagnostics(diag, "raise")
-
-    @staticmethod
-    def _parametrization(engine, noncentered):
-        if engine == "collapsed":
-            return "marginalized"
-        return "noncentered" if noncentered else "centered"
 
     @staticmethod
     def _groups_table(design):

@@ -19,6 +19,7 @@ log density, one value per node) and on NumPy arrays (the exact draws, shape (dr
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -365,7 +366,7 @@ def log_marginal(tree: TreeModel, sigma, taus):
     return c
 
 
-def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256):
+def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_threads=None):
     """Draw every coefficient from its exact conditional given each draw of the scales.
 
     Parameters
@@ -380,6 +381,8 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256):
         Random source.
     chunk : int, default=256
         Draws processed at once (bounds the memory).
+    n_threads : int or None, default=None
+        Threads working on chunks at once (None: every core).
 
     Returns
     -------
@@ -398,40 +401,72 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256):
     >>> round(float(common.mean()), 1)  # posterior mean 2/3
     0.7
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     sigma = np.asarray(sigma, dtype=np.float64)
     n_draws = len(sigma)
     common = np.zeros((n_draws, len(tree.common_cols)))
     groups = [np.zeros((n_draws, lv.n_nodes, len(lv.cols))) for lv in tree.levels]
     ops = _NumpyOps()
-    q = tree.q
-    for start in range(0, n_draws, chunk):
-        sl = slice(start, min(start + chunk, n_draws))
-        s2 = (sigma[sl] ** 2)[:, None]
-        tau_chunk = [
-            [t if isinstance(t, float) else np.asarray(t)[sl][:, None] for t in level_taus]
-            for level_taus in taus
-        ]
-        store: dict = {}
-        P, h, c = _upward(tree, s2, tau_chunk, ops, store=store)
-        m = s2.shape[0]
-        gamma = [None] * q
-        if tree.common_cols:
-            h, _ = _root_shift(tree, P, h, 0.0)
-            k = len(tree.common_cols)
-            eps = rng.standard_normal((k, m, 1))
-            delta = _draw(P, h, tree.common_cols, [float(v) for v in tree.s0], [None] * q, eps, ops)
-            for a, col in enumerate(tree.common_cols):
-                beta = tree.mu0[a] + delta[a]
-                common[sl, a] = beta[:, 0]
-                gamma[col] = beta
-        for t, level in enumerate(tree.levels):
-            Pn, hn = store[t]
-            if level.parent is not None:
-                gamma = [None if g is None else g[:, level.parent] for g in gamma]
-            eps = rng.standard_normal((len(level.cols), m, level.n_nodes))
-            b = _draw(Pn, hn, level.cols, tau_chunk[t], gamma, eps, ops)
-            gamma = [None if g is None else np.broadcast_to(g, (m, level.n_nodes)) for g in gamma]
-            for a, col in enumerate(level.cols):
-                groups[t][sl, :, a] = b[a]
-                gamma[col] = b[a] if gamma[col] is None else gamma[col] + b[a]
+    for t in range(1, len(tree.levels)):  # build the sparse aggregation matrices once
+        ops.segment_sum(
+            np.zeros((1, tree.levels[t].n_nodes)), tree.levels[t].parent, tree.levels[t - 1].n_nodes
+        )
+    starts = list(range(0, n_draws, chunk))
+    # One random stream per chunk: the draws do not depend on the number of threads.
+    rngs = rng.spawn(len(starts))
+
+    def work(i):
+        start = starts[i]
+        _draw_chunk(
+            tree,
+            sigma,
+            taus,
+            rngs[i],
+            slice(start, min(start + chunk, n_draws)),
+            ops,
+            common,
+            groups,
+        )
+
+    workers = max(1, min(n_threads or os.cpu_count() or 1, len(starts)))
+    if workers == 1:
+        for i in range(len(starts)):
+            work(i)
+    else:
+        with ThreadPoolExecutor(workers) as pool:  # NumPy releases the GIL on large arrays
+            list(pool.map(work, range(len(starts))))
     return common, groups
+
+
+def _draw_chunk(tree, sigma, taus, rng, sl, ops, common, groups):
+    """Upward then downward pass for the draws ``sl``, writing into ``common`` and ``groups``."""
+    q = tree.q
+    s2 = (sigma[sl] ** 2)[:, None]
+    tau_chunk = [
+        [t if isinstance(t, float) else np.asarray(t)[sl][:, None] for t in level_taus]
+        for level_taus in taus
+    ]
+    store: dict = {}
+    P, h, c = _upward(tree, s2, tau_chunk, ops, store=store)
+    m = s2.shape[0]
+    gamma = [None] * q
+    if tree.common_cols:
+        h, _ = _root_shift(tree, P, h, 0.0)
+        k = len(tree.common_cols)
+        eps = rng.standard_normal((k, m, 1))
+        delta = _draw(P, h, tree.common_cols, [float(v) for v in tree.s0], [None] * q, eps, ops)
+        for a, col in enumerate(tree.common_cols):
+            beta = tree.mu0[a] + delta[a]
+            common[sl, a] = beta[:, 0]
+            gamma[col] = beta
+    for t, level in enumerate(tree.levels):
+        Pn, hn = store[t]
+        if level.parent is not None:
+            gamma = [None if g is None else g[:, level.parent] for g in gamma]
+        eps = rng.standard_normal((len(level.cols), m, level.n_nodes))
+        b = _draw(Pn, hn, level.cols, tau_chunk[t], gamma, eps, ops)
+        gamma = [None if g is None else np.broadcast_to(g, (m, level.n_nodes)) for g in gamma]
+        for a, col in enumerate(level.cols):
+            groups[t][sl, :, a] = b[a]
+            gamma[col] = b[a] if gamma[col] is None else gamma[col] + b[a]

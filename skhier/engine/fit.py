@@ -89,7 +89,7 @@ class ModelSpec:
     family: str = "gaussian"
 
 
-def collapsible(spec: ModelSpec, design: Design) -> str:
+def collapsible(spec: ModelSpec, design: Design, *, require_chain: bool = True) -> str:
     """Say why the collapsed engine cannot fit this model (empty string when it can).
 
     Parameters
@@ -98,6 +98,9 @@ def collapsible(spec: ModelSpec, design: Design) -> str:
         The model.
     design : Design
         The data's design.
+    require_chain : bool, default=True
+        Require nested factors (the collapsed engine); False checks only what the
+        sufficient-statistics engine needs (Gaussian, plain terms, Normal coefficient priors).
 
     Returns
     -------
@@ -118,7 +121,7 @@ def collapsible(spec: ModelSpec, design: Design) -> str:
         return f"family {spec.family!r} is not Gaussian with identity link"
     if spec.parsed.unsupported:
         return "; ".join(spec.parsed.unsupported)
-    if design.chain is None:
+    if design.chain is None and require_chain:
         return design.reason
     for name in (*spec.parsed.common, *(["Intercept"] if spec.parsed.intercept else [])):
         prior = spec.priors.get(name)
