@@ -45,7 +45,7 @@ class Factor:
     >>> import pandas as pd
     >>> df = pd.DataFrame({"g": ["a", "a", "b"], "s": ["x", "y", "x"]})
     >>> f = build_factor(df, ("g", "s"))
-    >>> list(f.labels), list(f.display), list(f.codes)
+    >>> list(f.labels), list(f.display), f.codes.tolist()
     (['a:x', 'a:y', 'b:x'], ['a:x', 'a:y', 'b:x'], [0, 1, 2])
     """
 
@@ -90,7 +90,7 @@ def build_factor(data: pd.DataFrame, columns: tuple[str, ...]) -> Factor:
     --------
     >>> import pandas as pd
     >>> f = build_factor(pd.DataFrame({"g": ["b", "a", "b"]}), ("g",))
-    >>> list(f.labels), list(f.codes), list(f.n_obs)
+    >>> list(f.labels), f.codes.tolist(), f.n_obs.tolist()
     (['a', 'b'], [1, 0, 1], [1, 2])
     """
     parts = [_as_str(data[c]) for c in columns]

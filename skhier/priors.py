@@ -99,7 +99,7 @@ class Prior:
 
 def _fmt(v) -> str:
     if isinstance(v, float | np.floating):
-        return f"{float(v):.4g}"
+        return repr(float(f"{float(v):.4g}"))
     return repr(v)
 
 

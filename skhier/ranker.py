@@ -257,7 +257,10 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         """Turn (X, y) into the data frame the formula reads."""
         if self.formula is None:
             if reset:
-                X, y_arr = validate_data(self, X, y, y_numeric=True, reset=True)
+                # A regression needs two rows at least (one row has no residual scale).
+                X, y_arr = validate_data(
+                    self, X, y, y_numeric=True, reset=True, ensure_min_samples=2
+                )
             else:
                 X = validate_data(self, X, reset=False)
                 y_arr = None if y is None else np.asarray(y, dtype=np.float64).ravel()
@@ -717,12 +720,42 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             lppd[sl] = logsumexp(logp, axis=0) - np.log(n_draws)
         return float(np.average(lppd, weights=sample_weight))
 
+    def __getstate__(self):
+        # PyMC models do not pickle with the standard pickler (a functools.partial inside
+        # PyTensor); cloudpickle, which PyMC itself uses, does.
+        state = super().__getstate__()
+        if "model_" in state:
+            import cloudpickle
+
+            state = dict(state)
+            state["model_"] = _CloudPickled(cloudpickle.dumps(state["model_"]))
+        return state
+
+    def __setstate__(self, state):
+        model = state.get("model_")
+        if isinstance(model, _CloudPickled):
+            import cloudpickle
+
+            state = dict(state)
+            state["model_"] = cloudpickle.loads(model.payload)
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.non_deterministic = self.random_state is None
+        # score is the mean log pointwise predictive density, not R^2: it has no fixed scale, so
+        # scikit-learn's "score > 0.5" sanity check does not apply to it.
+        tags.regressor_tags.poor_score = True
         if self.formula is not None:
             # With a formula, X is a DataFrame of named columns (numeric and grouping labels).
             tags.input_tags.string = True
             tags.input_tags.categorical = True
         return tags
+
+
+class _CloudPickled:
+    """Bytes of an object pickled with cloudpickle, inside a standard pickle."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
