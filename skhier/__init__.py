@@ -32,6 +32,7 @@ _LAZY = {
     "check_diagnostics": "skhier.diagnostics",
     "SamplerConvergenceWarning": "skhier.diagnostics",
     "compare": "skhier.scoring",
+    "ParetoKWarning": "skhier.scoring",
     "load": "skhier.io",
 }
 

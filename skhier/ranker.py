@@ -133,6 +133,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         ``P(beta_row > beta_col)`` at ``level_``, computed on first access.
     diagnostics_ : skhier.diagnostics.Diagnostics
         Sampler health, with ``passed`` and the messages to act on.
+    loo_ : arviz.ELPDData
+        PSIS-LOO of the training rows (``elpd_loo``, ``se``, ``p_loo``, ``pareto_k`` per row),
+        computed on first access, block by block (bounded memory).
     n_features_in_ : int
         Number of columns of ``X`` seen in fit.
     feature_names_in_ : ndarray of str
@@ -305,12 +308,22 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         self : HierarchicalRanker
             The fitted estimator.
         """
-        from skhier.engine.fit import collapsible, pooled_spec
-        from skhier.priors import default_priors, merge_priors
-
         t_start = time.perf_counter()
         self._check_params()
         data = self._frame(X, y, reset=True)
+        prep = self._prepare(data)
+        self._sample(prep)
+        self._finish(prep)
+        self.diagnostics_.info["fit_seconds"] = time.perf_counter() - t_start
+        return self
+
+    def _prepare(self, data):
+        """Validate the data and build everything the engines need, without sampling."""
+        from types import SimpleNamespace
+
+        from skhier.engine.fit import collapsible, pooled_spec
+        from skhier.priors import default_priors, merge_priors
+
         formula = self.formula
         if formula is None:
             formula = "y ~ " + " + ".join(c for c in data.columns if c != "y")
@@ -336,12 +349,10 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 )
 
         base_priors = default_priors(parsed, data) if self.family == "gaussian" else {}
+        spec = pooled_spec(parsed, base_priors, self.pooling, column, level, self.family)
         if self.pooling != "partial":
-            spec = pooled_spec(parsed, base_priors, self.pooling, column, level, self.family)
             parsed = spec.parsed
             design = build_design(data, parsed)
-        else:
-            spec = pooled_spec(parsed, base_priors, "partial", column, level, self.family)
         if self.family == "gaussian":
             spec.priors = merge_priors(default_priors(parsed, data), self.priors)
         elif self.priors:
@@ -351,19 +362,23 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
 
         reason = collapsible(spec, design)
         engine = self._choose_engine(spec, design, reason)
-        self._sample(spec, design, data, engine, reason)
-        self.formula_ = parsed.formula
-        self.term_ = column if column is not None else COEF_LEVEL
-        self.engine_ = engine
-        self._spec = spec
-        self._design = design
-        self._train = data
-        self.groups_ = self._groups_table(design)
-        self.level_ = level
-        self._dominance_cache = {}
+        return SimpleNamespace(
+            data=data, spec=spec, design=design, column=column, level=level, engine=engine,
+            reason=reason,
+        )
+
+    def _finish(self, prep):
+        """Set the fitted attributes that follow from the posterior."""
+        self.formula_ = prep.spec.parsed.formula
+        self.term_ = prep.column if prep.column is not None else COEF_LEVEL
+        self.engine_ = prep.engine
+        self._spec = prep.spec
+        self._design = prep.design
+        self._train = prep.data
+        self.groups_ = self._groups_table(prep.design)
+        self.level_ = prep.level
+        self._cache = {}
         self.rank_ = self.rank_table()
-        self.diagnostics_.info["fit_seconds"] = time.perf_counter() - t_start
-        return self
 
     def _choose_engine(self, spec, design, reason):
         from skhier.engine.fit import collapsible
@@ -405,12 +420,15 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             )
         return f.name
 
-    def _sample(self, spec, design, data, engine, reason):
+    def _sample(self, prep):
         from skhier.diagnostics import check_diagnostics, diagnose
         from skhier.engine.fit import fit_bambi, fit_collapsed
         from skhier.engine.sampling import default_cores
         from skhier.engine.suffstat import fit_suffstat
 
+        spec, design, data, engine, reason = (
+            prep.spec, prep.design, prep.data, prep.engine, prep.reason
+        )
         seed = self._seed()
         tune, target_accept = self.tune, self.target_accept
         parametrization = self.parametrization
@@ -431,14 +449,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                     spec, design, parametrization=parametrization, **kwargs
                 )
             else:
-                noncentered = parametrization != "centered"
-                user = None
-                if self.priors:
-                    user = spec.priors if spec.family != "gaussian" else {
-                        k: spec.priors[k] for k in self.priors
-                    }
+                noncentered = _bambi_noncentered(parametrization)
                 model, idata, timing = fit_bambi(spec, data, noncentered=noncentered,
-                                                 user_priors=user, **kwargs)
+                                                 user_priors=self._bambi_priors(spec), **kwargs)
                 choice = dict.fromkeys(terms, "noncentered" if noncentered else "centered")
             timing["total"] = time.perf_counter() - t0
             info = {"engine": engine, "fallback_reason": reason, "sampler": self.sampler,
@@ -465,6 +478,31 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             check_diagnostics(diag, "warn", stacklevel=4)
         elif self.on_fail == "raise":
             check_diagnostics(diag, "raise")
+
+    def _bambi_priors(self, spec):
+        """Priors to hand Bambi: the user's (Bambi computes the same defaults itself)."""
+        if not self.priors:
+            return None
+        if spec.family != "gaussian":
+            return spec.priors
+        return {k: spec.priors[k] for k in self.priors}
+
+    def _build_model(self, prep, parametrization):
+        """Rebuild the engine's model without sampling (for :func:`skhier.load`)."""
+        from skhier.engine.fit import build_bambi_model, build_collapsed_model, build_tree
+        from skhier.engine.suffstat import build_suffstat_model
+
+        if prep.engine == "collapsed":
+            return build_collapsed_model(prep.spec, build_tree(prep.spec, prep.design))
+        if prep.engine == "suffstat":
+            return build_suffstat_model(prep.spec, prep.design, parametrization)
+        model, _ = build_bambi_model(
+            prep.spec,
+            prep.data,
+            noncentered=_bambi_noncentered(parametrization),
+            user_priors=self._bambi_priors(prep.spec),
+        )
+        return model
 
     @staticmethod
     def _groups_table(design):
@@ -586,9 +624,23 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     def dominance_(self):
         """Dominance matrix at ``level_`` (computed once, on first access)."""
         check_is_fitted(self, "idata_")
-        if "default" not in self._dominance_cache:
-            self._dominance_cache["default"] = self.dominance()
-        return self._dominance_cache["default"]
+        if "dominance" not in self._cache:
+            self._cache["dominance"] = self.dominance()
+        return self._cache["dominance"]
+
+    @property
+    def loo_(self):
+        """PSIS-LOO of the training rows, with Pareto k per row (computed on first access).
+
+        See :func:`skhier.scoring.loo`; the result is an :class:`arviz.ELPDData`, so
+        :func:`skhier.compare` and :func:`arviz.compare` accept it.
+        """
+        check_is_fitted(self, "idata_")
+        if "loo" not in self._cache:
+            from skhier.scoring import loo
+
+            self._cache["loo"] = loo(self)
+        return self._cache["loo"]
 
     # ------------------------------------------------------------------ prediction
     def _linear_predictor(self, data, rng, chunk=2048):
@@ -720,6 +772,28 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             lppd[sl] = logsumexp(logp, axis=0) - np.log(n_draws)
         return float(np.average(lppd, weights=sample_weight))
 
+    def save(self, path):
+        """Save the fitted ranker to a folder of JSON and netCDF files (no pickle).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Folder to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder; :func:`skhier.load` reads it back.
+
+        See Also
+        --------
+        skhier.load : Load a saved ranker.
+        skhier.io.save : The function behind this method (the file layout).
+        """
+        from skhier.io import save
+
+        return save(self, path)
+
     def __getstate__(self):
         # PyMC models do not pickle with the standard pickler (a functools.partial inside
         # PyTensor); cloudpickle, which PyMC itself uses, does.
@@ -752,6 +826,13 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             tags.input_tags.string = True
             tags.input_tags.categorical = True
         return tags
+
+
+def _bambi_noncentered(parametrization) -> bool:
+    """Bambi takes one parametrization for every term: non-centered unless all are centered."""
+    if isinstance(parametrization, dict):
+        return any(v != "centered" for v in parametrization.values())
+    return parametrization != "centered"
 
 
 class _CloudPickled:

@@ -21,7 +21,15 @@ from skhier.engine.sampling import sample_pymc_model
 from skhier.formula import INTERCEPT, GroupTerm, ParsedFormula
 from skhier.priors import Prior
 
-__all__ = ["ModelSpec", "collapsible", "fit_collapsed", "fit_bambi", "dim_name"]
+__all__ = [
+    "ModelSpec",
+    "collapsible",
+    "build_collapsed_model",
+    "build_bambi_model",
+    "fit_collapsed",
+    "fit_bambi",
+    "dim_name",
+]
 
 logger = logging.getLogger("skhier")
 
@@ -376,6 +384,48 @@ def bambi_formula(formula: str, data):
     return out, data, renames
 
 
+def build_bambi_model(spec, data, *, noncentered=True, user_priors=None):
+    """Build Bambi's model of the formula, with factors indexing observed levels only.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    data : pandas.DataFrame
+        The data (not modified).
+    noncentered : bool, default=True
+        Bambi's parametrization of group-specific terms.
+    user_priors : dict or None
+        Priors the user set (Bambi computes the same defaults itself).
+
+    Returns
+    -------
+    model : bambi.Model
+        The model.
+    renames : dict
+        Joined column name to factor name (see :func:`bambi_formula`).
+    """
+    import bambi as bmb
+
+    formula, bdata, renames = bambi_formula(spec.parsed.formula, data)
+
+    def bambi_name(name):
+        for joined, factor in renames.items():
+            name = name.replace(factor, joined)
+        return name
+
+    priors = {}
+    for name, prior in (user_priors or {}).items():
+        priors[bambi_name(name)] = prior.to_bambi() if isinstance(prior, Prior) else prior
+    for name, value in spec.fixed_tau.items():
+        priors[bambi_name(name)] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
+    model = bmb.Model(
+        formula, bdata, family=spec.family, priors=priors or None, noncentered=noncentered
+    )
+    model.skhier_renames = renames  # to map skhier's names back to Bambi's
+    return model, renames
+
+
 def fit_bambi(
     spec,
     data,
@@ -415,23 +465,8 @@ def fit_bambi(
     timing : dict
         Seconds spent sampling.
     """
-    import bambi as bmb
-
-    formula, bdata, renames = bambi_formula(spec.parsed.formula, data)
-    priors = {}
-    for name, prior in (user_priors or {}).items():
-        bname = name
-        for joined, factor in renames.items():
-            bname = bname.replace(factor, joined)
-        priors[bname] = prior.to_bambi() if isinstance(prior, Prior) else prior
-    for name, value in spec.fixed_tau.items():
-        bname = name
-        for joined, factor in renames.items():
-            bname = bname.replace(factor, joined)
-        priors[bname] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
-    model = bmb.Model(
-        formula, bdata, family=spec.family, priors=priors or None, noncentered=noncentered
-    )
+    model, renames = build_bambi_model(spec, data, noncentered=noncentered,
+                                       user_priors=user_priors)
     t0 = time.perf_counter()
     kwargs = {"random_seed": seed, "cores": cores} if sampler != "nutpie" else {"random_seed": seed}
     idata = model.fit(

@@ -19,7 +19,7 @@ from skhier.design import Design, cell_statistics
 from skhier.engine.sampling import sample_pymc_model
 from skhier.formula import INTERCEPT
 
-__all__ = ["cell_index", "choose_parametrization", "fit_suffstat"]
+__all__ = ["cell_index", "choose_parametrization", "build_suffstat_model", "fit_suffstat"]
 
 logger = logging.getLogger("skhier")
 
@@ -115,21 +115,8 @@ def choose_parametrization(design: Design, spec, requested: str) -> dict[str, st
     return out
 
 
-def fit_suffstat(
-    spec,
-    design,
-    *,
-    parametrization="auto",
-    sampler,
-    draws,
-    tune,
-    chains,
-    target_accept,
-    seed,
-    progressbar,
-    cores,
-):
-    """Fit a Gaussian model with explicit coefficients and a per-cell likelihood.
+def build_suffstat_model(spec, design, choice):
+    """Build the PyMC model of the sufficient-statistics engine (every coefficient sampled).
 
     Parameters
     ----------
@@ -137,21 +124,15 @@ def fit_suffstat(
         The model (Gaussian, plain terms, Normal priors on coefficients).
     design : Design
         The data's design.
-    parametrization : {"auto", "centered", "noncentered"}, default="auto"
-        Per-term choice (see :func:`choose_parametrization`).
-    sampler, draws, tune, chains, target_accept, seed, progressbar, cores
-        As for :func:`skhier.engine.sampling.sample_pymc_model`.
+    choice : dict of str to str
+        ``"centered"`` or ``"noncentered"`` per group term (see
+        :func:`choose_parametrization`).
 
     Returns
     -------
-    model : pymc.Model
-        The model.
-    idata : arviz.InferenceData
-        Posterior under Bambi's names.
-    timing : dict
-        Seconds spent sampling.
-    choice : dict
-        Parametrization of each group term.
+    pymc.Model
+        The model; its likelihood is a sum over cells of the Gaussian log density written with
+        the cell's sums.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -160,7 +141,6 @@ def fit_suffstat(
 
     cells, n_cells, cell_codes = cell_index(design)
     stats = cell_statistics(design.W, design.y, cells, n_cells)
-    choice = choose_parametrization(design, spec, parametrization)
     q = len(design.columns)
     coords = {
         dim_name(f): np.asarray(design.factors[f].labels, dtype=object) for f in design.factors
@@ -199,6 +179,49 @@ def fit_suffstat(
         pm.Potential(
             "cell_loglik", pt.sum(-0.5 * n * pt.log(2 * np.pi * sigma**2) - 0.5 * quad / sigma**2)
         )
+    return model
+
+
+def fit_suffstat(
+    spec,
+    design,
+    *,
+    parametrization="auto",
+    sampler,
+    draws,
+    tune,
+    chains,
+    target_accept,
+    seed,
+    progressbar,
+    cores,
+):
+    """Fit a Gaussian model with explicit coefficients and a per-cell likelihood.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (Gaussian, plain terms, Normal priors on coefficients).
+    design : Design
+        The data's design.
+    parametrization : {"auto", "centered", "noncentered"}, default="auto"
+        Per-term choice (see :func:`choose_parametrization`).
+    sampler, draws, tune, chains, target_accept, seed, progressbar, cores
+        As for :func:`skhier.engine.sampling.sample_pymc_model`.
+
+    Returns
+    -------
+    model : pymc.Model
+        The model.
+    idata : arviz.InferenceData
+        Posterior under Bambi's names.
+    timing : dict
+        Seconds spent sampling.
+    choice : dict
+        Parametrization of each group term.
+    """
+    choice = choose_parametrization(design, spec, parametrization)
+    model = build_suffstat_model(spec, design, choice)
     t0 = time.perf_counter()
     idata = sample_pymc_model(
         model,
