@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 
 __all__ = ["build_parser", "main"]
 
@@ -192,6 +193,9 @@ def main(argv=None) -> int:
         Exit status.
     """
     args = build_parser().parse_args(argv)
+    # PyTensor's C backend warns once that pip's NumPy gives it no BLAS to link; the default
+    # sampler (nutpie) compiles with numba and never uses it, so the warning only confuses here.
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = sys.stdout
     try:

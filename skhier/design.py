@@ -135,11 +135,12 @@ def parent_codes(child: Factor, parent: Factor) -> np.ndarray | None:
     >>> parent_codes(build_factor(df, ("s",)), build_factor(df, ("g",))).tolist()
     [0, 0, 1]
     """
-    pairs = np.unique(np.stack([child.codes, parent.codes]), axis=1)
-    if pairs.shape[1] != child.n_levels:
-        return None
+    # The parent of each child level's last row; nested exactly when every row agrees (O(rows),
+    # no sort of the row pairs).
     out = np.empty(child.n_levels, dtype=np.int64)
-    out[pairs[0]] = pairs[1]
+    out[child.codes] = parent.codes
+    if not np.array_equal(out[child.codes], parent.codes):
+        return None
     return out
 
 

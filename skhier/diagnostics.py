@@ -978,6 +978,8 @@ class Diagnostics:
         for key, value in self.info.items():
             if key == "attempts" and isinstance(value, (list, tuple)):
                 extras.append(f"attempts={len(value)}")
+            elif value == "":
+                continue
             elif isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
                 value, bool
             ):

@@ -9,6 +9,7 @@ globally unique sgRNA labels nests too).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from skhier.design import Design, Factor, parent_codes
 from skhier.engine.fit import dim_name
@@ -118,21 +119,24 @@ def level_totals(posterior, parsed: ParsedFormula, design: Design, column: str, 
     import xarray as xr
 
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
-    total = np.zeros((n_chain, n_draw, factor.n_levels))
-    if column in posterior.data_vars:
-        total += np.asarray(posterior[column])[:, :, None]
+    total = np.empty((n_chain, n_draw, factor.n_levels))
+    total[...] = np.asarray(posterior[column])[:, :, None] if column in posterior.data_vars else 0.0
     for t in parsed.group_terms:
         if t.column != column:
             continue
         other = design.factors[t.factor]
-        if t.factor == factor.name:
-            codes = np.arange(factor.n_levels)
-        else:
-            codes = parent_codes(factor, other)
-            if codes is None:
-                continue
-        values = posterior[t.name].sel({dim_name(t.factor): np.asarray(other.labels)})
-        total += np.asarray(values)[:, :, codes]
+        codes = None if t.factor == factor.name else parent_codes(factor, other)
+        if t.factor != factor.name and codes is None:
+            continue
+        values = posterior[t.name]
+        stored = np.asarray(values[dim_name(t.factor)].values, dtype=object)
+        labels = np.asarray(other.labels, dtype=object)
+        if len(stored) != len(labels) or not np.array_equal(stored, labels):
+            order = pd.Index(stored).get_indexer(labels)  # position of each level in the draws
+            codes = order if codes is None else order[codes]
+        arr = values.values  # a view: no copy of the (chain, draw, level) draws
+        for c in range(n_chain):  # one chain at a time bounds the gathered temporary
+            total[c] += arr[c] if codes is None else arr[c][:, codes]
     dim = factor.short_name
     return xr.DataArray(
         total,

@@ -29,6 +29,9 @@ __all__ = ["TreeLevel", "TreeModel", "log_marginal", "draw_coefficients"]
 logger = logging.getLogger("skhier")
 
 LOG2PI = float(np.log(2 * np.pi))
+# Up to this many common columns, the root integral is written element-wise (smaller graphs);
+# beyond, in matrix form (a graph of fixed size: the element-wise form grows as q**3).
+_SCALAR_ROOT_MAX = 3
 
 
 @dataclass
@@ -373,7 +376,11 @@ def log_marginal(tree: TreeModel, sigma, taus):
             return c
         return _root_integral(tree, Pm[cols][:, cols], hv[cols], c)
     P, h, c = _upward(tree, sigma2, taus, ops)
-    if tree.common_cols:
+    if tree.common_cols and len(tree.common_cols) <= _SCALAR_ROOT_MAX:
+        # Few common columns: element-wise algebra gives PyTensor the smaller graph.
+        h, c = _root_shift(tree, P, h, c)
+        _, _, c = _integrate(P, h, c, tree.common_cols, [float(s) for s in tree.s0], ops)
+    elif tree.common_cols:
         cols = tree.common_cols
         Pm = pt.stack([pt.stack([pt.as_tensor_variable(P[i][j]) for j in cols]) for i in cols])
         hv = pt.stack([pt.as_tensor_variable(h[i]) for i in cols])
