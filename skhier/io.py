@@ -251,7 +251,7 @@ def load(path):
         )
     info = fitted["diagnostics_info"]
     ranker.idata_ = idata
-    ranker.model_ = ranker._build_model(prep, info.get("parametrization", {}))
+    ranker._model = None  # rebuilt on first access of model_
     ranker.diagnostics_ = diagnose(idata, info=info)
     ranker._finish(prep)
     return ranker

@@ -470,7 +470,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                     k: "centered" if v == "noncentered" else "noncentered"
                     for k, v in choice.items()
                 }
-        self.model_ = model
+        self._model = model  # None: built on first access of model_ (see model_)
         self.idata_ = idata
         diag.update_info(attempts=attempts)
         self.diagnostics_ = diag
@@ -619,6 +619,24 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
 
         totals, _ = self._totals(level)
         return dominance(totals, top_k=top_k, ascending=bool(self.ascending), **kwargs)
+
+    @property
+    def model_(self):
+        """The fitted model: a ``pymc.Model`` or, for Bambi's engine, a ``bambi.Model``.
+
+        For the collapsed engine it is the PyMC model of the scales. When nutpie sampled the
+        engine's compiled log density (the same density), the model is built on first access,
+        importing PyMC only then.
+        """
+        check_is_fitted(self, "idata_")
+        if getattr(self, "_model", None) is None:
+            from types import SimpleNamespace
+
+            prep = SimpleNamespace(
+                spec=self._spec, design=self._design, data=self._train, engine=self.engine_
+            )
+            self._model = self._build_model(prep, self.diagnostics_.info.get("parametrization"))
+        return self._model
 
     @property
     def dominance_(self):
@@ -798,20 +816,20 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         # PyMC models do not pickle with the standard pickler (a functools.partial inside
         # PyTensor); cloudpickle, which PyMC itself uses, does.
         state = super().__getstate__()
-        if "model_" in state:
+        if state.get("_model") is not None:
             import cloudpickle
 
             state = dict(state)
-            state["model_"] = _CloudPickled(cloudpickle.dumps(state["model_"]))
+            state["_model"] = _CloudPickled(cloudpickle.dumps(state["_model"]))
         return state
 
     def __setstate__(self, state):
-        model = state.get("model_")
+        model = state.get("_model")
         if isinstance(model, _CloudPickled):
             import cloudpickle
 
             state = dict(state)
-            state["model_"] = cloudpickle.loads(model.payload)
+            state["_model"] = cloudpickle.loads(model.payload)
         super().__setstate__(state)
 
     def __sklearn_tags__(self):

@@ -54,9 +54,7 @@ def test_recovers_true_sgrna_effects(forum_fit, forum_sim):
     assert rho >= 0.9
     slopes = sim.true_slopes_["sgRNA"].reindex(sg.index)
     assert spearmanr(sg["mean"], slopes).statistic >= 0.9
-    # 90% intervals of the slopes cover the truth for most sgRNAs.
-    covered = (sg["hdi_low"] <= slopes) & (slopes <= sg["hdi_high"])
-    assert covered.mean() >= 0.7
+    # Interval coverage is checked over replicated screens in tests/test_calibration.py.
 
 
 @pytest.mark.parametrize("level", ["gene", "sgRNA"])

@@ -251,30 +251,43 @@ def fit_collapsed(
 
     Returns
     -------
-    model : pymc.Model
-        The scales' model.
+    model : pymc.Model or None
+        The scales' model; None when nutpie sampled the compiled log density instead (the
+        same density; build the model with :func:`build_collapsed_model` when needed).
     idata : arviz.InferenceData
         Posterior of every parameter under Bambi's names.
     timing : dict
-        Seconds spent sampling and drawing the coefficients.
+        Seconds spent sampling and drawing the coefficients, and which log density was
+        sampled (``"compiled"``: skhier's cached numba kernel; ``"pytensor"``: the PyMC graph).
     """
     import xarray as xr
 
     tree = build_tree(spec, design)
-    model = build_collapsed_model(spec, tree)
     t0 = time.perf_counter()
-    if model.free_RVs:
-        idata = sample_pymc_model(
-            model,
-            sampler=sampler,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            target_accept=target_accept,
-            seed=seed,
-            progressbar=progressbar,
-            cores=cores,
-        )
+    settings = dict(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
+        seed=seed,
+        progressbar=progressbar,
+        cores=cores,
+    )
+    model = None
+    inputs = None
+    if sampler == "nutpie":
+        from skhier.engine.compiled import compiled_inputs
+
+        inputs = compiled_inputs(spec, tree)
+        if isinstance(inputs, str):
+            logger.info("skhier: nutpie samples the PyMC graph (compiled per model): %s", inputs)
+    density = "compiled" if inputs is not None and not isinstance(inputs, str) else "pytensor"
+    if density == "compiled" and inputs.names:
+        from skhier.engine.compiled import sample_compiled
+
+        idata = sample_compiled(inputs, **settings)
+    elif density == "pytensor" and (model := build_collapsed_model(spec, tree)).free_RVs:
+        idata = sample_pymc_model(model, sampler=sampler, **settings)
     else:  # every scale fixed: the posterior is Gaussian, no MCMC needed
         import arviz as az
 
@@ -315,7 +328,7 @@ def fit_collapsed(
         {k: xr.Variable(d, v) for k, (d, v) in new.items()}
     )
     t2 = time.perf_counter()
-    timing = {"sampling": t1 - t0, "coefficient_draws": t2 - t1}
+    timing = {"sampling": t1 - t0, "coefficient_draws": t2 - t1, "log_density": density}
     return model, idata, timing
 
 
