@@ -32,6 +32,8 @@ PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 ON_FAIL = ("warn", "raise", "refit", "ignore")
 MISSING = ("raise", "drop")
 COEF_LEVEL = "coefficient"
+# target_accept=None: the collapsed engine's NUTS moves a few scales only (cheap steps).
+DEFAULT_TARGET_ACCEPT = {"collapsed": 0.95, "suffstat": 0.8, "bambi": 0.8}
 
 
 class HierarchicalRanker(RegressorMixin, BaseEstimator):
@@ -83,8 +85,11 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         Warm-up iterations per chain.
     chains : int, default=4
         Number of chains.
-    target_accept : float, default=0.8
-        Target acceptance rate of NUTS' step-size adaptation.
+    target_accept : float or None, default=None
+        Target acceptance rate of NUTS' step-size adaptation. None chooses by engine: 0.95 for
+        the collapsed engine (NUTS moves only a few scales there, so smaller steps cost little,
+        and with few groups a 0.8 target leaves occasional divergences where a group scale's
+        posterior is wide), PyMC's 0.8 for the engines that sample every coefficient.
     parametrization : {"auto", "centered", "noncentered"}, default="auto"
         Parametrization of the group-specific coefficients when they are sampled. ``"auto"``
         chooses per term with the sufficient-statistics engine: centered where the data inform
@@ -183,7 +188,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         draws=1000,
         tune=1000,
         chains=4,
-        target_accept=0.8,
+        target_accept=None,
         parametrization="auto",
         engine="auto",
         on_fail="warn",
@@ -237,9 +242,10 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         check_number("chains", self.chains, integer=True, low=1)
         check_number("top_k", self.top_k, integer=True, low=1)
         check_number("max_refits", self.max_refits, integer=True, low=0)
-        check_number(
-            "target_accept", self.target_accept, low=0, high=1, low_open=True, high_open=True
-        )
+        if self.target_accept is not None:
+            check_number(
+                "target_accept", self.target_accept, low=0, high=1, low_open=True, high_open=True
+            )
         check_number("hdi_prob", self.hdi_prob, low=0, high=1, low_open=True, high_open=True)
         if not (self.reference == "population" or isinstance(self.reference, int | float)):
             raise ValueError(
@@ -431,6 +437,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         )
         seed = self._seed()
         tune, target_accept = self.tune, self.target_accept
+        if target_accept is None:
+            target_accept = DEFAULT_TARGET_ACCEPT[engine]
         parametrization = self.parametrization
         attempts = []
         cores = default_cores(self.chains, self.n_jobs)
