@@ -5,7 +5,8 @@ forum's hierarchical slope model, and walks from the ranking by posterior mean t
 the ranking itself: pairwise dominance, rank intervals, P(top-k) and the joint rank band. Prints
 every number quoted in ``docs/forum_question.md`` and writes its figures to ``docs/figures/``.
 
-Run from the project root (about a minute on two cores, most of it compiling the model)::
+Run from the project root (about 35 s on two cores the first time, most of it compiling the numba
+kernels, which are cached on disk; about 10 s after that)::
 
     python examples/forum_question.py
 """
