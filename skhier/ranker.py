@@ -754,6 +754,53 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 std[sl] = np.sqrt(var)
         return (mean, std) if return_std else mean
 
+    def predict_quantiles(self, X, quantiles=(0.05, 0.95), *, random_state=None):
+        """Quantiles of the posterior predictive distribution of the response.
+
+        One predictive draw per posterior draw: the linear predictor plus Gaussian noise of the
+        draw's residual sd (and, for groups not seen in fit, a coefficient drawn from the
+        hierarchy). Rows are processed in blocks, so memory stays bounded.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            New data with the formula's predictor and grouping columns.
+        quantiles : float or sequence of float, default=(0.05, 0.95)
+            Probabilities in (0, 1); the default gives a 90% predictive interval.
+        random_state : int, numpy.random.Generator or None, default=None
+            Seed of the predictive noise.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_quantiles)
+            The quantiles, one column per probability (1-D for a single float).
+
+        Examples
+        --------
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", sampler="pymc",
+        ...                        draws=100, tune=100, chains=2, n_jobs=1, random_state=0,
+        ...                        on_fail="ignore").fit(df)
+        >>> q = r.predict_quantiles(df, (0.05, 0.5, 0.95), random_state=0)
+        >>> q.shape, bool((q[:, 0] <= q[:, 1]).all() and (q[:, 1] <= q[:, 2]).all())
+        ((40, 3), True)
+        """
+        scalar = np.ndim(quantiles) == 0
+        probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if probs.ndim != 1 or not ((probs > 0) & (probs < 1)).all():
+            raise ValueError(f"quantiles must be probabilities in (0, 1), got {quantiles!r}.")
+        data = self._predict_data(X)
+        rng = np.random.default_rng(random_state)
+        sigma = np.asarray(self.idata_.posterior["sigma"], dtype=np.float64).reshape(-1)
+        out = np.empty((len(data), len(probs)))
+        for sl, eta, extra in self._linear_predictor(data, None):
+            sd = np.sqrt(sigma[:, None] ** 2 + extra)
+            eta += sd * rng.standard_normal(eta.shape)
+            out[sl] = np.quantile(eta, probs, axis=0).T
+        return out[:, 0] if scalar else out
+
     def score(self, X, y=None, sample_weight=None):
         """Mean log pointwise predictive density of the rows (higher is better).
 
@@ -776,26 +823,14 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         """
         from scipy.special import logsumexp
 
+        from skhier.scoring import _log_density_blocks, _response_values
+
         data = self._predict_data(X)
-        response = self._spec.parsed.response
-        if y is not None:
-            yv = np.asarray(y, dtype=np.float64).ravel()
-        elif response in data.columns:
-            yv = np.asarray(data[response], dtype=np.float64)
-        else:
-            raise ValueError(
-                f"score needs the response: pass y or include column {response!r} in X."
-            )
-        if len(yv) != len(data):
-            raise ValueError(f"y has {len(yv)} values but X has {len(data)} rows.")
-        post = self.idata_.posterior
-        sigma2 = np.asarray(post["sigma"]).reshape(-1) ** 2
+        yv = _response_values(self, data, y, purpose="score")
+        n_draws = self.idata_.posterior.sizes["chain"] * self.idata_.posterior.sizes["draw"]
         lppd = np.empty(len(data))
-        n_draws = len(sigma2)
-        for sl, eta, extra in self._linear_predictor(data, None):
-            var = sigma2[:, None] + extra
-            logp = -0.5 * (np.log(2 * np.pi * var) + (yv[sl] - eta) ** 2 / var)
-            lppd[sl] = logsumexp(logp, axis=0) - np.log(n_draws)
+        for sl, ll in _log_density_blocks(self, data, yv):
+            lppd[sl] = logsumexp(ll, axis=0) - np.log(n_draws)
         return float(np.average(lppd, weights=sample_weight))
 
     def save(self, path):

@@ -34,8 +34,27 @@ class ParetoKWarning(UserWarning):
     """
 
 
-def _log_density_blocks(ranker, data, y, chunk_rows):
-    """Yield (row slice, log density draws of shape (n_draws, rows)) for Gaussian models."""
+def _log_density_blocks(ranker, data, y, chunk_rows=2048):
+    """Yield the Gaussian log density of the rows given each draw, a block of rows at a time.
+
+    Parameters
+    ----------
+    ranker : HierarchicalRanker
+        A fitted Gaussian ranker.
+    data : pandas.DataFrame
+        Validated rows (groups not seen in fit add their scale's variance).
+    y : ndarray of shape (n_rows,)
+        Their response.
+    chunk_rows : int, default=2048
+        Rows per block.
+
+    Yields
+    ------
+    rows : slice
+        The block's rows.
+    log_density : ndarray of shape (n_draws, block rows)
+        ``log p(y_i | theta_s)``.
+    """
     post = ranker.idata_.posterior
     sigma2 = np.asarray(post["sigma"], dtype=np.float64).reshape(-1) ** 2
     for sl, eta, extra in ranker._linear_predictor(data, None, chunk=chunk_rows):
@@ -48,14 +67,39 @@ def _log_density_blocks(ranker, data, y, chunk_rows):
         yield sl, eta
 
 
-def _response(ranker, data, y):
+def _response_values(ranker, data, y, purpose="scoring"):
+    """Return the response of the rows: ``y`` if given, else the formula's response column.
+
+    Parameters
+    ----------
+    ranker : HierarchicalRanker
+        A fitted ranker.
+    data : pandas.DataFrame
+        The rows.
+    y : array-like or None
+        The response, or None to read it from ``data``.
+    purpose : str, default="scoring"
+        What needs it, for the error message.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        The response as floats.
+
+    Raises
+    ------
+    ValueError
+        If there is no response, or it has the wrong length.
+    """
     response = ranker._spec.parsed.response
     if y is not None:
         yv = np.asarray(y, dtype=np.float64).ravel()
     elif response in data.columns:
         yv = np.asarray(data[response], dtype=np.float64)
     else:
-        raise ValueError(f"the response is needed: pass y or include column {response!r} in X.")
+        raise ValueError(
+            f"{purpose} needs the response: pass y or include column {response!r} in X."
+        )
     if len(yv) != len(data):
         raise ValueError(f"y has {len(yv)} values but X has {len(data)} rows.")
     return yv
@@ -67,7 +111,7 @@ def _scoring_data(ranker, X, y):
 
     check_is_fitted(ranker, "idata_")
     data = ranker._train if X is None else ranker._predict_data(X)
-    return data, _response(ranker, data, y)
+    return data, _response_values(ranker, data, y)
 
 
 def pointwise_log_likelihood(ranker, X=None, y=None, *, chunk_rows=2048):

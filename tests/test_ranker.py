@@ -206,3 +206,16 @@ def test_bambi_engine_agrees_with_collapsed(forum_sim):
     se_mean = np.sqrt(ra["sd"] ** 2 / 1000 + rb["sd"] ** 2 / 200)  # Bambi's ESS is far lower
     assert (np.abs(ra["mean"] - rb["mean"]) < 5 * se_mean).all()
     np.testing.assert_allclose(ra["sd"], rb["sd"], rtol=0.25)
+
+
+def test_predict_quantiles_cover_the_rows(forum_fit, forum_sim):
+    _, df = forum_sim
+    q = forum_fit.predict_quantiles(df, (0.05, 0.5, 0.95), random_state=0)
+    assert q.shape == (len(df), 3) and (np.diff(q, axis=1) >= 0).all()
+    np.testing.assert_allclose(q[:, 1], forum_fit.predict(df), atol=0.1)  # 5 MC errors
+    inside = (q[:, 0] <= df["Ht"]) & (df["Ht"] <= q[:, 2])
+    assert 0.85 <= inside.mean() <= 0.97  # nominal 0.90 (the noise is multiplicative)
+    again = forum_fit.predict_quantiles(df, 0.5, random_state=0)
+    assert again.shape == (len(df),)
+    with pytest.raises(ValueError, match="quantiles must be probabilities"):
+        forum_fit.predict_quantiles(df, (0.5, 1.2))

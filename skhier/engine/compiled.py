@@ -213,10 +213,10 @@ def sample_compiled(
     arviz.InferenceData
         Posterior of the scales (under their names) and nutpie's sample statistics.
     """
-    import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
     from skhier.engine._collapsed_numba import log_density
+    from skhier.engine.sampling import _sample_nutpie
 
     args = inputs.args
     names = list(inputs.names)
@@ -249,14 +249,13 @@ def sample_compiled(
         names,
         make_initial_point_fn=initial_point,
     )
-    return nutpie.sample(
+    return _sample_nutpie(
         model,
         draws=draws,
         tune=tune,
         chains=chains,
-        cores=cores,
-        seed=seed,
-        save_warmup=False,
-        progress_bar=progressbar,
         target_accept=target_accept,
+        seed=seed,
+        progressbar=progressbar,
+        cores=cores,
     )

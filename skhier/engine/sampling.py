@@ -134,19 +134,16 @@ def sample_pymc_model(
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
-        idata = nutpie.sample(
-            compiled,
+        return _sample_nutpie(
+            nutpie.compile_pymc_model(model),
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=cores,
-            seed=seed,
-            save_warmup=False,
-            progress_bar=progressbar,
             target_accept=target_accept,
+            seed=seed,
+            progressbar=progressbar,
+            cores=cores,
         )
-        return idata
     with model:
         idata = pm.sample(
             draws=draws,
@@ -160,3 +157,33 @@ def sample_pymc_model(
             compute_convergence_checks=False,
         )
     return idata
+
+
+def _sample_nutpie(compiled, *, draws, tune, chains, target_accept, seed, progressbar, cores):
+    """Sample a compiled nutpie model (of a PyMC model or of a Python log density).
+
+    Parameters
+    ----------
+    compiled : nutpie.CompiledModel
+        The model.
+    draws, tune, chains, target_accept, seed, progressbar, cores
+        As for :func:`sample_pymc_model`.
+
+    Returns
+    -------
+    arviz.InferenceData
+        Posterior and sample statistics (warm-up dropped).
+    """
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=progressbar,
+        target_accept=target_accept,
+    )
