@@ -309,38 +309,27 @@ def plot_ranks(table, *, ax=None, interval="rank", top=None, truth=None, joint=T
                 zorder=1,
                 label=f"{what} (all groups at once)",
             )
-        prob = attrs.get("hdi_prob")
-        what = f"{_pct(prob)} rank interval" if prob is not None else "rank interval"
-        ax.errorbar(
-            (low + high) / 2,
-            y,
-            xerr=(high - low) / 2,
-            fmt="none",
-            ecolor="#08519c",
-            elinewidth=1.8,
-            zorder=2,
-            label=what,
-        )
-        ax.plot(center, y, "o", color="#08306b", ms=4, zorder=3, label="expected rank")
+        interval_name, center_name = "rank interval", "expected rank"
         ax.set_xlabel("rank (1 = best)")
-        ax.set_xlim(left=0.5)
         legend_loc = "upper right"
     else:
-        prob = attrs.get("hdi_prob")
-        what = f"{_pct(prob)} HDI" if prob is not None else "HDI"
-        ax.errorbar(
-            (low + high) / 2,
-            y,
-            xerr=(high - low) / 2,
-            fmt="none",
-            ecolor="#08519c",
-            elinewidth=1.8,
-            zorder=2,
-            label=what,
-        )
-        ax.plot(center, y, "o", color="#08306b", ms=4, zorder=3, label="posterior mean")
+        interval_name, center_name = "HDI", "posterior mean"
         ax.set_xlabel("effect")
         legend_loc = "upper right" if attrs.get("ascending", False) else "upper left"
+    prob = attrs.get("hdi_prob")
+    ax.errorbar(
+        (low + high) / 2,
+        y,
+        xerr=(high - low) / 2,
+        fmt="none",
+        ecolor="#08519c",
+        elinewidth=1.8,
+        zorder=2,
+        label=f"{_pct(prob)} {interval_name}" if prob is not None else interval_name,
+    )
+    ax.plot(center, y, "o", color="#08306b", ms=4, zorder=3, label=center_name)
+    if interval == "rank":
+        ax.set_xlim(left=0.5)
     if true_all is not None:
         ax.plot(
             true_all[:n],
