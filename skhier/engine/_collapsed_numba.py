@@ -580,39 +580,17 @@ def log_marginal_grad(
 
 
 @_jit
-def log_density(
-    u,
-    prior_code,
-    prior_a,
-    prior_b,
-    sigma_index,
-    sigma_fixed,
-    WW,
-    Wy,
-    n,
-    yy,
-    level_nodes,
-    parents,
-    parent_offsets,
-    level_cols,
-    col_offsets,
-    scale_index,
-    scale_fixed,
-    common_cols,
-    mu0,
-    s0,
-):
+def log_density(u, prior_code, prior_a, prior_b, *data):
     """Log posterior density of the log scales ``u`` (priors and Jacobian included) and gradient.
 
     ``theta = exp(u)``; the density is ``log p(y | theta) + sum log p(theta) + sum u``, as PyMC
-    writes a positive variable on its log-transformed scale.
+    writes a positive variable on its log-transformed scale. ``prior_code``, ``prior_a`` and
+    ``prior_b`` give each scale's prior (see :func:`_prior_logp`); ``data`` are the arguments of
+    :func:`log_marginal_grad` after ``theta``.
     """
     m = u.shape[0]
     theta = np.exp(u)
-    value, grad = log_marginal_grad(
-        theta, sigma_index, sigma_fixed, WW, Wy, n, yy, level_nodes, parents, parent_offsets,
-        level_cols, col_offsets, scale_index, scale_fixed, common_cols, mu0, s0,
-    )
+    value, grad = log_marginal_grad(theta, *data)
     out = np.empty(m)
     for p in range(m):
         lp, dlp = _prior_logp(prior_code[p], prior_a[p], prior_b[p], theta[p])
