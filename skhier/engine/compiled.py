@@ -130,6 +130,10 @@ def compiled_inputs(spec, tree):
     >>> compiled_inputs(spec, build_tree(spec, build_design(df, p))).names
     ['sigma', '1|g_sigma']
     """
+    import importlib.util
+
+    if importlib.util.find_spec("nutpie.compiled_pyfunc") is None:  # nutpie < 0.16
+        return "this nutpie has no nutpie.compiled_pyfunc"
     names, codes, a_par, b_par, init = [], [], [], [], []
 
     def add(name, prior):
