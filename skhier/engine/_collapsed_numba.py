@@ -255,33 +255,6 @@ def _node1(P, h, c, dP, dh, dc, i, col, s, sidx, active, work):
     c[i] += 0.5 * V * hc * hc - 0.5 * math.log(A)
 
 
-@_jit_inline
-def _node11(P, h, c, dP, dh, dc, i, s, sidx, active):
-    """:func:`_node` for one column of one (q = 1): scalars only, about ten times faster."""
-    m = dc.shape[0]
-    s2 = s * s
-    pcc = P[i, 0, 0]
-    hc = h[i, 0]
-    A = 1.0 + s2 * pcc
-    Ai = 1.0 / A
-    V = s2 * Ai
-    for p in range(m):
-        if not active[p]:
-            continue
-        ds = 1.0 if sidx == p else 0.0
-        dpcc = dP[p, i, 0, 0]
-        dhc = dh[p, i, 0]
-        dA = 2.0 * ds * s * pcc + s2 * dpcc
-        dV = 2.0 * ds * s * Ai - s2 * Ai * Ai * dA
-        dPv = dpcc * V + pcc * dV
-        dP[p, i, 0, 0] = dpcc - dPv * pcc - pcc * V * dpcc
-        dh[p, i, 0] = dhc - dPv * hc - pcc * V * dhc
-        dc[p, i] += V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA
-    P[i, 0, 0] = pcc - pcc * V * pcc
-    h[i, 0] = hc - pcc * V * hc
-    c[i] += 0.5 * V * hc * hc - 0.5 * math.log(A)
-
-
 @_jit
 def _work(q, k):
     """Scratch arrays of :func:`_node` (k columns) and :func:`_node1`."""
@@ -304,9 +277,7 @@ def _integrate_level(P, h, c, dP, dh, dc, cols, s, sidx, active, parent, out):
     big, small = _work(q, k)
     oP, oh, oc, odP, odh, odc = out
     for i in range(n_nodes):
-        if k == 1 and q == 1:
-            _node11(P, h, c, dP, dh, dc, i, s[0], sidx[0], active)
-        elif k == 1:
+        if k == 1:
             _node1(P, h, c, dP, dh, dc, i, cols[0], s[0], sidx[0], active, small)
         else:
             _node(P, h, c, dP, dh, dc, i, cols, s, sidx, active, big)
