@@ -567,6 +567,33 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             return build_factor(self._train, cols)
         raise ValueError(f"level {level!r} is not a grouping factor of the model.")
 
+    def effect_draws(self, level=None):
+        """Posterior draws of the ranked total effect of every group at a level.
+
+        Parameters
+        ----------
+        level : str or None, default=None
+            Grouping factor (``"gene"``, ``"sgRNA"``); None uses ``level_``.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, <level>)``, labelled with the groups; what :meth:`rank_table`
+            and :meth:`dominance` rank, and what :func:`skhier.rank_probabilities` accepts.
+
+        Examples
+        --------
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=3, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", level="gene",
+        ...                        draws=100, tune=100, chains=2, random_state=0,
+        ...                        on_fail="ignore").fit(df)
+        >>> r.effect_draws().dims
+        ('chain', 'draw', 'gene')
+        """
+        return self._totals(level)[0]
+
     def rank_table(self, level=None, **kwargs):
         """Rank the groups at a level, without refitting.
 

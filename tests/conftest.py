@@ -5,7 +5,7 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-FORUM = "Ht ~ 0 + H0:(1|gene/sgRNA)"
+from tests.helpers import FORUM
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +27,6 @@ def forum_fit(forum_sim):
     ranker.fit(df)
     return ranker
 
-
-def small_kwargs(**kw):
-    """Cheap sampler settings for tests that fit many times."""
-    base = dict(
-        sampler="pymc", draws=200, tune=200, chains=2, n_jobs=1, random_state=0, on_fail="ignore"
-    )
-    base.update(kw)
-    return base
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skhier import HierarchicalRanker, ScreenSimulator
-from tests.conftest import FORUM
+from tests.helpers import FORUM
 
 N_REPLICATES = 12
 TOP_K = 5

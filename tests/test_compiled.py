@@ -146,7 +146,7 @@ def test_fit_uses_the_compiled_density_and_matches_the_graph(forum_sim, monkeypa
     """nutpie on the compiled density and nutpie on the PyMC graph: the same posterior."""
     import skhier.engine.compiled as compiled
     from skhier import HierarchicalRanker
-    from tests.conftest import FORUM
+    from tests.helpers import FORUM
 
     _, df = forum_sim
     kw = dict(formula=FORUM, level="sgRNA", random_state=2, on_fail="ignore", draws=1000)

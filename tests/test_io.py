@@ -8,7 +8,7 @@ import pytest
 
 from skhier import HierarchicalRanker, load
 from skhier.priors import Prior
-from tests.conftest import FORUM, small_kwargs
+from tests.helpers import FORUM, small_kwargs
 
 
 @pytest.fixture(scope="module")

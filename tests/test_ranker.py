@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from skhier import HierarchicalRanker
-from tests.conftest import FORUM, small_kwargs
+from tests.helpers import FORUM, small_kwargs
 
 RANK_COLUMNS = [
     "rank",

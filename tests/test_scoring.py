@@ -9,7 +9,7 @@ import xarray as xr
 
 from skhier import HierarchicalRanker, compare
 from skhier.scoring import ParetoKWarning, loo, pointwise_log_likelihood
-from tests.conftest import FORUM, small_kwargs
+from tests.helpers import FORUM, small_kwargs
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skhier import HierarchicalRanker
-from tests.conftest import FORUM, small_kwargs
+from tests.helpers import FORUM, small_kwargs
 
 
 def test_clone_and_params():

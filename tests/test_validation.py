@@ -6,7 +6,7 @@ import pytest
 
 import skhier.engine.sampling as sampling
 from skhier import HierarchicalRanker
-from tests.conftest import FORUM
+from tests.helpers import FORUM
 
 
 @pytest.fixture(autouse=True)
