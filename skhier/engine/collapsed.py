@@ -1,520 +1,584 @@
-"""Collapsed Gaussian engine: group coefficients integrated out exactly along the tree of levels.
+"""Fit a model: the collapsed Gaussian engine when it applies, Bambi's own model otherwise.
 
-For a Gaussian likelihood with identity link, given the residual scale ``sigma`` and the group
-scales ``tau``, every coefficient (common and group-specific) is jointly Gaussian. When the
-grouping factors are nested (each factor's levels lie in one level of the previous factor), the
-joint Gaussian can be integrated one level at a time, from the cells (the finest levels) up to
-the root, in O(cells) work. NUTS then samples only the scales; afterwards the coefficients are drawn
-from their exact conditional distribution given each draw of the scales (a downward pass). The
-posterior is exactly that of the uncollapsed model.
-
-Notation: ``W`` holds the ``q`` predictor columns; the coefficient vector of a cell is the sum of
-the common coefficients and its ancestors' group coefficients. Information form is used
-throughout: a message on a node's parent total ``g`` is ``c - g'Pg/2 + g'h``.
-
-The algebra is written once, on plain arithmetic, and runs on PyTensor vectors (the model's
-log density, one value per node) and on NumPy arrays (the exact draws, shape (draws, nodes)).
+Both engines return an InferenceData whose posterior uses Bambi's names: ``sigma``, a common
+coefficient per column (``H0``, ``Intercept``), ``H0|gene`` with dim ``gene__factor_dim`` for
+group-specific coefficients (``1|gene`` for varying intercepts) and ``H0|gene_sigma`` for their
+scales. Interaction factors are named ``gene:sgRNA`` and hold only observed level combinations.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import re
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["TreeLevel", "TreeModel", "log_marginal", "draw_coefficients"]
+from skhier.design import Design, cell_statistics
+from skhier.engine.collapsed import TreeLevel, TreeModel, draw_coefficients, log_marginal
+from skhier.engine.sampling import sample_pymc_model
+from skhier.formula import INTERCEPT, GroupTerm, ParsedFormula
+from skhier.priors import Prior
+
+__all__ = [
+    "ModelSpec",
+    "collapsible",
+    "build_collapsed_model",
+    "build_bambi_model",
+    "fit_collapsed",
+    "fit_bambi",
+    "dim_name",
+]
 
 logger = logging.getLogger("skhier")
 
-LOG2PI = float(np.log(2 * np.pi))
-# Up to this many common columns, the root integral is written element-wise (smaller graphs);
-# beyond, in matrix form (a graph of fixed size: the element-wise form grows as q**3).
-_SCALAR_ROOT_MAX = 3
+_SCALE_DISTS = {
+    "HalfNormal",
+    "HalfStudentT",
+    "HalfCauchy",
+    "Exponential",
+    "Gamma",
+    "InverseGamma",
+    "LogNormal",
+    "HalfFlat",
+    "Uniform",
+    "TruncatedNormal",
+    "Weibull",
+}
 
 
-@dataclass
-class TreeLevel:
-    """One level of the tree: a grouping factor and its group-specific coefficients.
+def dim_name(factor: str) -> str:
+    """Bambi's dim name for a factor's levels.
 
     Parameters
     ----------
     factor : str
-        Factor name (``gene`` or ``gene:sgRNA``).
-    n_nodes : int
-        Number of levels of the factor.
-    parent : ndarray of int64 or None
-        Parent node of every node (None for the coarsest level).
-    cols : list of int
-        Columns of ``W`` with a coefficient at this level.
-    terms : list of str
-        Term name of each column (``H0|gene``).
-    fixed_tau : list of float or None
-        A fixed prior scale per column (no pooling), or None where the scale is sampled.
+        Factor name.
+
+    Returns
+    -------
+    str
+        ``{factor}__factor_dim``.
 
     Examples
     --------
-    >>> TreeLevel("g", 3, None, [0], ["x|g"], [None]).n_nodes
-    3
+    >>> dim_name("gene")
+    'gene__factor_dim'
     """
-
-    factor: str
-    n_nodes: int
-    parent: np.ndarray | None
-    cols: list[int]
-    terms: list[str]
-    fixed_tau: list[float | None]
+    return f"{factor}__factor_dim"
 
 
 @dataclass
-class TreeModel:
-    """The collapsed model: columns, common prior and the levels from coarse to fine.
+class ModelSpec:
+    """What is fitted: the formula's terms after pooling, their priors and fixed scales.
 
     Parameters
     ----------
-    q : int
-        Number of predictor columns.
-    common_cols : list of int
-        Columns with a common coefficient.
-    mu0, s0 : ndarray
-        Normal prior mean and sd of the common coefficients.
-    levels : list of TreeLevel
-        Coarse to fine; the finest level's nodes are the cells.
-    stats : dict
-        Per-cell sufficient statistics (``n``, ``WW``, ``Wy``, ``yy``).
+    parsed : ParsedFormula
+        The terms actually fitted.
+    priors : dict of str to Prior
+        Prior of every term.
+    fixed_tau : dict of str to float
+        Group terms whose scale is fixed (no pooling).
+    family : str
+        Bambi family name.
 
     Examples
     --------
-    >>> import numpy as np
-    >>> t = TreeModel(1, [0], np.zeros(1), np.ones(1), [], {})
-    >>> t.q
-    1
+    >>> from skhier.formula import parse_formula
+    >>> ModelSpec(parse_formula("y ~ x"), {}, {}, "gaussian").family
+    'gaussian'
     """
 
-    q: int
-    common_cols: list[int]
-    mu0: np.ndarray
-    s0: np.ndarray
-    levels: list[TreeLevel]
-    stats: dict
-    columns: tuple[str, ...] = field(default_factory=tuple)
+    parsed: ParsedFormula
+    priors: dict
+    fixed_tau: dict = field(default_factory=dict)
+    family: str = "gaussian"
 
 
-class _NumpyOps:
-    """Arithmetic on arrays of shape (draws, nodes)."""
+def collapsible(spec: ModelSpec, design: Design, *, require_chain: bool = True) -> str:
+    """Say why the collapsed engine cannot fit this model (empty string when it can).
 
-    log = staticmethod(np.log)
-    sqrt = staticmethod(np.sqrt)
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    design : Design
+        The data's design.
+    require_chain : bool, default=True
+        Require nested factors (the collapsed engine); False checks only what the
+        sufficient-statistics engine needs (Gaussian, plain terms, Normal coefficient priors).
 
-    def __init__(self):
-        self._mats = {}
+    Returns
+    -------
+    str
+        The reason, for the log and for ``diagnostics_.info``.
 
-    @staticmethod
-    def const(x):
-        return x
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.design import build_design
+    >>> from skhier.formula import parse_formula
+    >>> df = pd.DataFrame({"y": [1.0, 2.0], "x": [0.5, 1.0]})
+    >>> p = parse_formula("y ~ x")
+    >>> collapsible(ModelSpec(p, {}, {}, "poisson"), build_design(df, p))
+    "family 'poisson' is not Gaussian with identity link"
+    """
+    if spec.family != "gaussian":
+        return f"family {spec.family!r} is not Gaussian with identity link"
+    if spec.parsed.unsupported:
+        return "; ".join(spec.parsed.unsupported)
+    if design.chain is None and require_chain:
+        return design.reason
+    for name in (*spec.parsed.common, *(["Intercept"] if spec.parsed.intercept else [])):
+        prior = spec.priors.get(name)
+        if isinstance(prior, Prior) and prior.name != "Normal":
+            return f"the prior of {name!r} is {prior.name}, not Normal"
+    for t in spec.parsed.group_terms:
+        if t.name in spec.fixed_tau:
+            continue
+        prior = spec.priors.get(t.name)
+        if isinstance(prior, Prior):
+            sig = prior.args.get("sigma")
+            mu = prior.args.get("mu", 0.0)
+            if prior.name != "Normal" or mu != 0:
+                return f"the prior of {t.name!r} is not Normal(0, sigma)"
+            if isinstance(sig, Prior) and sig.name not in _SCALE_DISTS:
+                return f"the scale prior of {t.name!r} ({sig.name}) is not a positive distribution"
+    sigma = spec.priors.get("sigma")
+    if isinstance(sigma, Prior) and sigma.name not in _SCALE_DISTS:
+        return f"the prior of 'sigma' ({sigma.name}) is not a positive distribution"
+    return ""
 
-    def segment_sum(self, x, parent, n_parent):
-        import scipy.sparse as sp
 
-        key = (id(parent), n_parent)
-        if key not in self._mats:
-            n = len(parent)
-            self._mats[key] = sp.csr_matrix(
-                (np.ones(n), (parent, np.arange(n))), shape=(n_parent, n)
+def build_tree(spec: ModelSpec, design: Design) -> TreeModel:
+    """Assemble the collapsed model's tree from the design.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (collapsible).
+    design : Design
+        The data's design.
+
+    Returns
+    -------
+    TreeModel
+        Levels from coarse to fine with per-cell statistics.
+    """
+    cols = list(design.columns)
+    common = [
+        c for c in cols if c in spec.parsed.common or (c == INTERCEPT and spec.parsed.intercept)
+    ]
+    mu0 = np.array([float(spec.priors[c].args.get("mu", 0.0)) for c in common])
+    s0 = np.array([float(spec.priors[c].args["sigma"]) for c in common])
+    levels = []
+    for f in design.chain:
+        terms = [t for t in spec.parsed.group_terms if t.factor == f]
+        levels.append(
+            TreeLevel(
+                factor=f,
+                n_nodes=design.factors[f].n_levels,
+                parent=design.parents.get(f),
+                cols=[cols.index(t.column) for t in terms],
+                terms=[t.name for t in terms],
+                fixed_tau=[spec.fixed_tau.get(t.name) for t in terms],
             )
-        x = np.atleast_2d(np.asarray(x))
-        x = np.broadcast_to(x, (x.shape[0], len(parent)))
-        return np.asarray(self._mats[key] @ x.T).T
+        )
+    stats = cell_statistics(design.W, design.y, design.cells, design.n_cells)
+    return TreeModel(
+        len(cols), [cols.index(c) for c in common], mu0, s0, levels, stats, tuple(cols)
+    )
 
-    def total(self, x):
-        return np.sum(x, axis=-1, keepdims=True)
 
-
-def _in_model() -> bool:
+def _pymc_dist(name: str, prior):
     import pymc as pm
 
-    try:
-        pm.modelcontext(None)
-    except TypeError:
-        return False
-    return True
+    if not isinstance(prior, Prior):
+        return float(prior)
+    dist = getattr(pm, prior.name, None)
+    if dist is None:
+        raise ValueError(f"prior {prior!r} for {name!r}: PyMC has no distribution {prior.name!r}.")
+    return dist(name, **prior.args)
 
 
-class _TensorOps:
-    """Arithmetic on PyTensor vectors (one value per node).
+def build_collapsed_model(spec: ModelSpec, tree: TreeModel):
+    """Build the PyMC model of the scales with the coefficients integrated out.
 
-    Inside a PyMC model context, data (statistics, parent indices, level sizes) enter as named
-    ``pm.Data`` shared variables, so the compiled log density depends on the model's structure,
-    not on the data's values or sizes: PyTensor's compilation cache then serves every fit of the
-    same structure (cross-validation folds, grid searches, refits).
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    tree : TreeModel
+        Its tree.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables: ``sigma`` and each sampled group scale ``{term}_sigma``.
     """
+    import pymc as pm
 
-    def __init__(self):
-        import pytensor.tensor as pt
-
-        self.pt = pt
-        self.log = pt.log
-        self.sqrt = pt.sqrt
-        self._shared = _in_model()
-        self._count = 0
-        self._index = {}
-
-    def _data(self, x, dtype):
-        x = np.asarray(x, dtype=dtype)
-        if not self._shared:
-            return self.pt.as_tensor_variable(x)
-        import pymc as pm
-
-        self._count += 1
-        return pm.Data(f"_skhier_data_{self._count}", x)
-
-    def const(self, x):
-        return self._data(x, np.float64)
-
-    def segment_sum(self, x, parent, n_parent):
-        pt = self.pt
-        key = id(parent)
-        if key not in self._index:
-            self._index[key] = (
-                self._data(parent, np.int64),
-                self._data(n_parent, np.int64),
-                parent,
-            )
-        index, size, _ = self._index[key]
-        x = pt.as_tensor_variable(x)
-        if x.ndim == 0:
-            x = pt.alloc(x, index.shape[0])
-        return pt.inc_subtensor(pt.zeros((size,))[index], x)
-
-    def total(self, x):
-        return self.pt.sum(x)
+    with pm.Model() as model:
+        sigma = _pymc_dist("sigma", spec.priors["sigma"])
+        taus = []
+        for level in tree.levels:
+            level_taus = []
+            for term, fixed in zip(level.terms, level.fixed_tau, strict=True):
+                if fixed is not None:
+                    level_taus.append(float(fixed))
+                else:
+                    level_taus.append(_pymc_dist(f"{term}_sigma", spec.priors[term].args["sigma"]))
+            taus.append(level_taus)
+        pm.Potential("collapsed_loglik", log_marginal(tree, sigma, taus))
+    return model
 
 
-def _chol(M, k, ops):
-    """Cholesky factor of a k x k matrix given as nested lists of arrays."""
-    L = [[None] * k for _ in range(k)]
-    for i in range(k):
-        for j in range(i + 1):
-            s = M[i][j]
-            for m in range(j):
-                s = s - L[i][m] * L[j][m]
-            L[i][j] = ops.sqrt(s) if i == j else s / L[j][j]
-    return L
+def fit_collapsed(
+    spec, design, *, sampler, draws, tune, chains, target_accept, seed, progressbar, cores
+):
+    """Fit with the collapsed engine: NUTS on the scales, exact draws of the coefficients.
 
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    design : Design
+        The data's design.
+    sampler, draws, tune, chains, target_accept, seed, progressbar, cores
+        As for :func:`skhier.engine.sampling.sample_pymc_model`.
 
-def _forward(L, b, k):
-    """Solve L x = b for lower-triangular L."""
-    x = [None] * k
-    for i in range(k):
-        s = b[i]
-        for m in range(i):
-            s = s - L[i][m] * x[m]
-        x[i] = s / L[i][i]
-    return x
-
-
-def _backward(L, b, k):
-    """Solve L' x = b for lower-triangular L."""
-    x = [None] * k
-    for i in reversed(range(k)):
-        s = b[i]
-        for m in range(i + 1, k):
-            s = s - L[m][i] * x[m]
-        x[i] = s / L[i][i]
-    return x
-
-
-def _integrate(P, h, c, cols, sd, ops):
-    """Integrate coefficients ``b ~ N(0, diag(sd**2))`` on ``cols`` out of a message.
-
-    Works in the scaled form ``I + S A P A' S`` (``S = diag(sd)``), whose eigenvalues are at least
-    one, so a scale near zero loses no precision. Returns the message (P, h, c) on the parent total.
+    Returns
+    -------
+    model : pymc.Model or None
+        The scales' model; None when nutpie sampled the compiled log density instead (the
+        same density; build the model with :func:`build_collapsed_model` when needed).
+    idata : arviz.InferenceData
+        Posterior of every parameter under Bambi's names.
+    timing : dict
+        Seconds spent sampling and drawing the coefficients, and which log density was
+        sampled (``"compiled"``: skhier's cached numba kernel; ``"pytensor"``: the PyMC graph).
     """
-    k = len(cols)
-    q = len(h)
-    L = _chol(_scaled(P, cols, sd), k, ops)
-    w = _forward(L, [sd[a] * h[cols[a]] for a in range(k)], k)
-    Z = [_forward(L, [sd[a] * P[cols[a]][j] for a in range(k)], k) for j in range(q)]  # Z[j][a]
-    c = c + 0.5 * sum(wa * wa for wa in w)
-    for a in range(k):
-        c = c - ops.log(L[a][a])
-    P_new = [[None] * q for _ in range(q)]
-    for i in range(q):
-        for j in range(i, q):
-            v = P[i][j]
-            for a in range(k):
-                v = v - Z[i][a] * Z[j][a]
-            P_new[i][j] = P_new[j][i] = v
-    h_new = []
-    for i in range(q):
-        v = h[i]
-        for a in range(k):
-            v = v - Z[i][a] * w[a]
-        h_new.append(v)
-    return P_new, h_new, c
+    import xarray as xr
 
-
-def _scaled(P, cols, sd):
-    """``I + S A P A' S`` as nested lists."""
-    k = len(cols)
-    return [
-        [sd[a] * sd[b] * P[cols[a]][cols[b]] + (1.0 if a == b else 0.0) for b in range(k)]
-        for a in range(k)
-    ]
-
-
-def _draw(P, h, cols, sd, gamma, eps, ops):
-    """Draw ``b`` given the parent total ``gamma`` from N(M^-1 A(h - P gamma), M^-1)."""
-    k = len(cols)
-    q = len(h)
-    L = _chol(_scaled(P, cols, sd), k, ops)
-    resid = [
-        sd[a]
-        * (h[cols[a]] - sum(P[cols[a]][j] * gamma[j] for j in range(q) if gamma[j] is not None))
-        for a in range(k)
-    ]
-    w = _forward(L, resid, k)
-    z = _backward(L, [w[a] + eps[a] for a in range(k)], k)
-    return [sd[a] * z[a] for a in range(k)]
-
-
-def _leaf_message(tree, sigma2, ops):
-    st = tree.stats
-    q = tree.q
-    P = [[ops.const(st["WW"][:, i, j]) / sigma2 for j in range(q)] for i in range(q)]
-    h = [ops.const(st["Wy"][:, i]) / sigma2 for i in range(q)]
-    n, yy = ops.const(st["n"]), ops.const(st["yy"])
-    c = -0.5 * (n * (LOG2PI + ops.log(sigma2)) + yy / sigma2)
-    return P, h, c
-
-
-def _aggregate(P, h, c, parent, n_parent, ops):
-    q = len(h)
-    P = [[ops.segment_sum(P[i][j], parent, n_parent) for j in range(q)] for i in range(q)]
-    h = [ops.segment_sum(h[i], parent, n_parent) for i in range(q)]
-    c = ops.segment_sum(c, parent, n_parent)
-    return P, h, c
-
-
-def _upward(tree, sigma2, taus, ops, store=None):
-    """Integrate every group level out, finest first; return the root message."""
-    P, h, c = _leaf_message(tree, sigma2, ops)
-    n_levels = len(tree.levels)
-    for t in reversed(range(n_levels)):
-        level = tree.levels[t]
-        if t < n_levels - 1:
-            child = tree.levels[t + 1]
-            P, h, c = _aggregate(P, h, c, child.parent, level.n_nodes, ops)
-        if store is not None:
-            store[t] = (P, h)
-        P, h, c = _integrate(P, h, c, level.cols, taus[t], ops)
-    q = tree.q
-    P = [[ops.total(P[i][j]) for j in range(q)] for i in range(q)]
-    h = [ops.total(h[i]) for i in range(q)]
-    c = ops.total(c)
-    return P, h, c
-
-
-def _root_shift(tree, P, h, c):
-    """Shift the root message to the prior mean of the common coefficients."""
-    g0 = [0.0] * tree.q
-    for a, col in enumerate(tree.common_cols):
-        g0[col] = float(tree.mu0[a])
-    if not any(g0):
-        return h, c
-    q = tree.q
-    Pg = [sum(P[i][j] * g0[j] for j in range(q) if g0[j]) for i in range(q)]
-    c = (
-        c
-        - 0.5 * sum(g0[i] * Pg[i] for i in range(q) if g0[i])
-        + sum(g0[i] * h[i] for i in range(q) if g0[i])
+    tree = build_tree(spec, design)
+    t0 = time.perf_counter()
+    settings = dict(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
+        seed=seed,
+        progressbar=progressbar,
+        cores=cores,
     )
-    h = [h[i] - Pg[i] for i in range(q)]
-    return h, c
+    model = None
+    inputs = None
+    if sampler == "nutpie":
+        from skhier.engine.compiled import compiled_inputs
 
+        inputs = compiled_inputs(spec, tree)
+        if isinstance(inputs, str):
+            logger.info("skhier: nutpie samples the PyMC graph (compiled per model): %s", inputs)
+    density = "compiled" if inputs is not None and not isinstance(inputs, str) else "pytensor"
+    if density == "compiled" and inputs.names:
+        from skhier.engine.compiled import sample_compiled
 
-def log_marginal(tree: TreeModel, sigma, taus):
-    """Log marginal likelihood of the data given the scales, as a PyTensor expression.
+        idata = sample_compiled(inputs, **settings)
+    elif density == "pytensor" and (model := build_collapsed_model(spec, tree)).free_RVs:
+        idata = sample_pymc_model(model, sampler=sampler, **settings)
+    else:  # every scale fixed: the posterior is Gaussian, no MCMC needed
+        import arviz as az
 
-    Parameters
-    ----------
-    tree : TreeModel
-        The collapsed model.
-    sigma : TensorVariable
-        Residual standard deviation.
-    taus : list of list
-        Per level, per column: the group scale (a TensorVariable, or a float when fixed).
+        idata = az.from_dict(posterior={"_": np.zeros((chains, draws))})
+        del idata.posterior["_"]
+    t1 = time.perf_counter()
+    post = idata.posterior
+    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
 
-    Returns
-    -------
-    TensorVariable
-        Scalar log marginal likelihood, the coefficients integrated out.
+    def flat(name):
+        return np.asarray(post[name]).reshape(-1)
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skhier.design import cell_statistics
-    >>> stats = cell_statistics(np.ones((2, 1)), np.array([0.5, 1.5]), np.zeros(2, int), 1)
-    >>> tree = TreeModel(1, [0], np.zeros(1), np.ones(1), [], stats)
-    >>> round(float(log_marginal(tree, 1.0, []).eval()), 4)  # y ~ N(b, 1), b ~ N(0, 1)
-    -2.9705
-    """
-    import pytensor.tensor as pt
-
-    ops = _TensorOps()
-    sigma2 = sigma * sigma
-    if not tree.levels:
-        # No group levels: the data's one message is already the root's, as a matrix.
-        st = tree.stats
-        Pm = ops.const(st["WW"].sum(axis=0)) / sigma2
-        hv = ops.const(st["Wy"].sum(axis=0)) / sigma2
-        n, yy = float(st["n"].sum()), ops.const(st["yy"].sum())
-        c = -0.5 * (n * (LOG2PI + pt.log(sigma2)) + yy / sigma2)
-        cols = list(tree.common_cols)
-        if not cols:
-            return c
-        return _root_integral(tree, Pm[cols][:, cols], hv[cols], c)
-    P, h, c = _upward(tree, sigma2, taus, ops)
-    if tree.common_cols and len(tree.common_cols) <= _SCALAR_ROOT_MAX:
-        # Few common columns: element-wise algebra gives PyTensor the smaller graph.
-        h, c = _root_shift(tree, P, h, c)
-        _, _, c = _integrate(P, h, c, tree.common_cols, [float(s) for s in tree.s0], ops)
-    elif tree.common_cols:
-        cols = tree.common_cols
-        Pm = pt.stack([pt.stack([pt.as_tensor_variable(P[i][j]) for j in cols]) for i in cols])
-        hv = pt.stack([pt.as_tensor_variable(h[i]) for i in cols])
-        c = _root_integral(tree, Pm, hv, c)
-    return c
-
-
-def _root_integral(tree: TreeModel, Pm, hv, c):
-    """Integrate the common coefficients out of the root message, in matrix form.
-
-    The root message ``c - b'Pm b/2 + b'hv`` is a quadratic in the vector ``b`` of common
-    coefficients; written with PyTensor's Cholesky and triangular solve, its graph has a fixed
-    number of nodes whatever the number of common columns (the element-wise form of
-    :func:`_integrate` grows as ``q**3``, and PyTensor's graph rewrites with it: 50 s for ten
-    columns).
-    """
-    import pytensor.tensor as pt
-    from pytensor.tensor.slinalg import cholesky, solve_triangular
-
-    cols = tree.common_cols
-    mu0 = pt.as_tensor_variable(np.asarray(tree.mu0, dtype=np.float64))
-    s0 = pt.as_tensor_variable(np.asarray(tree.s0, dtype=np.float64))
-    # Shift to the prior mean: b = mu0 + d, d ~ N(0, diag(s0**2)).
-    Pmu = Pm @ mu0
-    c = c - 0.5 * pt.dot(mu0, Pmu) + pt.dot(mu0, hv)
-    hv = hv - Pmu
-    # Scaled form I + S P S (eigenvalues >= 1), as in _integrate.
-    A = pt.eye(len(cols)) + s0[:, None] * Pm * s0[None, :]
-    L = cholesky(A, lower=True)
-    w = solve_triangular(L, s0 * hv, lower=True)
-    return c + 0.5 * pt.dot(w, w) - pt.sum(pt.log(pt.diag(L)))
-
-
-def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_threads=None):
-    """Draw every coefficient from its exact conditional given each draw of the scales.
-
-    Parameters
-    ----------
-    tree : TreeModel
-        The collapsed model.
-    sigma : ndarray, shape (n_draws,)
-        Residual scale draws.
-    taus : list of list of ndarray or float
-        Per level and column: scale draws, shape (n_draws,), or a fixed float.
-    rng : numpy.random.Generator
-        Random source.
-    chunk : int, default=256
-        Draws processed at once (bounds the memory).
-    n_threads : int or None, default=None
-        Threads working on chunks at once (None: every core).
-
-    Returns
-    -------
-    common : ndarray, shape (n_draws, len(common_cols))
-        Common coefficients.
-    groups : list of ndarray
-        Per level, shape (n_draws, n_nodes, len(cols)): group-specific coefficients.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skhier.design import cell_statistics
-    >>> stats = cell_statistics(np.ones((2, 1)), np.array([0.5, 1.5]), np.zeros(2, int), 1)
-    >>> tree = TreeModel(1, [0], np.zeros(1), np.ones(1), [], stats)
-    >>> common, _ = draw_coefficients(tree, np.ones(4000), [], np.random.default_rng(0))
-    >>> round(float(common.mean()), 1)  # posterior mean 2/3
-    0.7
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    sigma = np.asarray(sigma, dtype=np.float64)
-    n_draws = len(sigma)
-    common = np.zeros((n_draws, len(tree.common_cols)))
-    groups = [np.zeros((n_draws, lv.n_nodes, len(lv.cols))) for lv in tree.levels]
-    ops = _NumpyOps()
-    for t in range(1, len(tree.levels)):  # build the sparse aggregation matrices once
-        ops.segment_sum(
-            np.zeros((1, tree.levels[t].n_nodes)), tree.levels[t].parent, tree.levels[t - 1].n_nodes
-        )
-    starts = list(range(0, n_draws, chunk))
-    # One random stream per chunk: the draws do not depend on the number of threads.
-    rngs = rng.spawn(len(starts))
-
-    def work(i):
-        start = starts[i]
-        _draw_chunk(
-            tree,
-            sigma,
-            taus,
-            rngs[i],
-            slice(start, min(start + chunk, n_draws)),
-            ops,
-            common,
-            groups,
-        )
-
-    workers = max(1, min(n_threads or os.cpu_count() or 1, len(starts)))
-    if workers == 1:
-        for i in range(len(starts)):
-            work(i)
-    else:
-        with ThreadPoolExecutor(workers) as pool:  # NumPy releases the GIL on large arrays
-            list(pool.map(work, range(len(starts))))
-    return common, groups
-
-
-def _draw_chunk(tree, sigma, taus, rng, sl, ops, common, groups):
-    """Upward then downward pass for the draws ``sl``, writing into ``common`` and ``groups``."""
-    q = tree.q
-    s2 = (sigma[sl] ** 2)[:, None]
-    tau_chunk = [
-        [t if isinstance(t, float) else np.asarray(t)[sl][:, None] for t in level_taus]
-        for level_taus in taus
+    fixed_sigma = spec.priors["sigma"]
+    sigma = flat("sigma") if "sigma" in post else np.full(n_chains * n_draws, float(fixed_sigma))
+    taus = [
+        [
+            float(f) if f is not None else flat(f"{term}_sigma")
+            for term, f in zip(level.terms, level.fixed_tau, strict=True)
+        ]
+        for level in tree.levels
     ]
-    store: dict = {}
-    P, h, c = _upward(tree, s2, tau_chunk, ops, store=store)
-    m = s2.shape[0]
-    gamma = [None] * q
-    if tree.common_cols:
-        h, _ = _root_shift(tree, P, h, 0.0)
-        k = len(tree.common_cols)
-        eps = rng.standard_normal((k, m, 1))
-        delta = _draw(P, h, tree.common_cols, [float(v) for v in tree.s0], [None] * q, eps, ops)
-        for a, col in enumerate(tree.common_cols):
-            beta = tree.mu0[a] + delta[a]
-            common[sl, a] = beta[:, 0]
-            gamma[col] = beta
+    rng = np.random.default_rng(None if seed is None else [seed, 7])
+    common, groups = draw_coefficients(tree, sigma, taus, rng)
+    new = {}
+    for a, col in enumerate(tree.common_cols):
+        name = tree.columns[col]
+        new[name] = (("chain", "draw"), common[:, a].reshape(n_chains, n_draws))
+    coords = {}
     for t, level in enumerate(tree.levels):
-        Pn, hn = store[t]
-        if level.parent is not None:
-            gamma = [None if g is None else g[:, level.parent] for g in gamma]
-        eps = rng.standard_normal((len(level.cols), m, level.n_nodes))
-        b = _draw(Pn, hn, level.cols, tau_chunk[t], gamma, eps, ops)
-        gamma = [None if g is None else np.broadcast_to(g, (m, level.n_nodes)) for g in gamma]
-        for a, col in enumerate(level.cols):
-            groups[t][sl, :, a] = b[a]
-            gamma[col] = b[a] if gamma[col] is None else gamma[col] + b[a]
+        dim = dim_name(level.factor)
+        coords[dim] = np.asarray(design.factors[level.factor].labels, dtype=object)
+        for a, term in enumerate(level.terms):
+            new[term] = (
+                ("chain", "draw", dim),
+                groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes),
+            )
+    idata.posterior = post.assign_coords(coords).assign(
+        {k: xr.Variable(d, v) for k, (d, v) in new.items()}
+    )
+    t2 = time.perf_counter()
+    timing = {"sampling": t1 - t0, "coefficient_draws": t2 - t1, "log_density": density}
+    return model, idata, timing
+
+
+_GROUP_TOKEN = re.compile(r"\(([^()|]+)\|([^()]+)\)")
+
+
+def bambi_formula(formula: str, data):
+    """Rewrite group factors so that Bambi indexes only observed level combinations.
+
+    ``(x|a/b)`` becomes ``(x|a) + (x|a__b)`` and ``(x|a:b)`` becomes ``(x|a__b)``, where the new
+    column ``a__b`` joins the labels as ``"a:b"``.
+
+    Parameters
+    ----------
+    formula : str
+        The formula to fit.
+    data : pandas.DataFrame
+        The data (not modified).
+
+    Returns
+    -------
+    formula : str
+        The rewritten formula.
+    data : pandas.DataFrame
+        A copy with the joined columns added (the input itself when nothing is joined).
+    renames : dict
+        Joined column name to factor name (``a__b`` to ``a:b``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"g": ["a"], "s": ["x"]})
+    >>> f, d, r = bambi_formula("y ~ 0 + x + (0 + x|g/s)", df)
+    >>> f, d["g__s"].tolist(), r
+    ('y ~ 0 + x + (0 + x|g) + (0 + x|g__s)', ['a:x'], {'g__s': 'g:s'})
+    """
+    renames = {}
+    new_cols = {}
+
+    def joined(cols):
+        name = "__".join(cols)
+        if name not in new_cols:
+            values = data[cols[0]].astype(str)
+            for c in cols[1:]:
+                values = values + ":" + data[c].astype(str)
+            new_cols[name] = values
+            renames[name] = ":".join(cols)
+        return name
+
+    def repl(m):
+        expr, factor = m.group(1).strip(), m.group(2).strip()
+        if "/" in factor:
+            parts = [p.strip() for p in factor.split("/")]
+            out = []
+            for k in range(1, len(parts) + 1):
+                f = parts[0] if k == 1 else joined(parts[:k])
+                out.append(f"({expr}|{f})")
+            return " + ".join(out)
+        if ":" in factor:
+            return f"({expr}|{joined([p.strip() for p in factor.split(':')])})"
+        return m.group(0)
+
+    out = _GROUP_TOKEN.sub(repl, formula)
+    if new_cols:
+        data = data.assign(**new_cols)
+    return out, data, renames
+
+
+def build_bambi_model(spec, data, *, noncentered=True, user_priors=None):
+    """Build Bambi's model of the formula, with factors indexing observed levels only.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    data : pandas.DataFrame
+        The data (not modified).
+    noncentered : bool, default=True
+        Bambi's parametrization of group-specific terms.
+    user_priors : dict or None
+        Priors the user set (Bambi computes the same defaults itself).
+
+    Returns
+    -------
+    model : bambi.Model
+        The model.
+    renames : dict
+        Joined column name to factor name (see :func:`bambi_formula`).
+    """
+    import bambi as bmb
+
+    formula, bdata, renames = bambi_formula(spec.parsed.formula, data)
+
+    def bambi_name(name):
+        for joined, factor in renames.items():
+            name = name.replace(factor, joined)
+        return name
+
+    priors = {}
+    for name, prior in (user_priors or {}).items():
+        priors[bambi_name(name)] = prior.to_bambi() if isinstance(prior, Prior) else prior
+    for name, value in spec.fixed_tau.items():
+        priors[bambi_name(name)] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
+    model = bmb.Model(
+        formula, bdata, family=spec.family, priors=priors or None, noncentered=noncentered
+    )
+    model.skhier_renames = renames  # to map skhier's names back to Bambi's
+    return model, renames
+
+
+def fit_bambi(
+    spec,
+    data,
+    *,
+    sampler,
+    draws,
+    tune,
+    chains,
+    target_accept,
+    seed,
+    progressbar,
+    cores,
+    noncentered=True,
+    user_priors=None,
+):
+    """Fit Bambi's own PyMC model (the fallback for what the collapsed engine cannot do).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model.
+    data : pandas.DataFrame
+        The data (not modified).
+    sampler, draws, tune, chains, target_accept, seed, progressbar, cores
+        Sampler settings.
+    noncentered : bool, default=True
+        Bambi's parametrization of group-specific terms.
+    user_priors : dict or None
+        Priors the user set (Bambi computes the same defaults itself).
+
+    Returns
+    -------
+    model : bambi.Model
+        The model.
+    idata : arviz.InferenceData
+        Posterior under Bambi's names (joined factors renamed ``a:b``).
+    timing : dict
+        Seconds spent sampling.
+    """
+    model, renames = build_bambi_model(spec, data, noncentered=noncentered,
+                                       user_priors=user_priors)
+    t0 = time.perf_counter()
+    kwargs = {"random_seed": seed, "cores": cores} if sampler != "nutpie" else {"random_seed": seed}
+    idata = model.fit(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        target_accept=target_accept,
+        inference_method=sampler,
+        progressbar=progressbar,
+        **kwargs,
+    )
+    timing = {"sampling": time.perf_counter() - t0}
+    if renames:
+        idata.posterior = _rename_joined(idata.posterior, renames)
+    return model, idata, timing
+
+
+def _rename_joined(post, renames):
+    mapping = {}
+    for name in list(post.data_vars) + list(post.dims):
+        new = name
+        for joined, factor in renames.items():
+            new = new.replace(joined, factor)
+        if new != name:
+            mapping[name] = new
+    return post.rename(mapping)
+
+
+def pooled_spec(
+    parsed: ParsedFormula, priors: dict, pooling: str, column: str, factor: str | None, family: str
+) -> ModelSpec:
+    """Apply a pooling choice to the formula's terms.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula
+        The formula's terms.
+    priors : dict
+        Priors of the partial-pooling model.
+    pooling : {"partial", "complete", "none"}
+        ``partial``: the hierarchy as written; ``complete``: one common coefficient (group terms
+        on ``column`` dropped); ``none``: independent coefficients per level of ``factor``, each
+        with the common coefficient's prior (no common term, no other levels on ``column``).
+    column : str
+        The ranked column.
+    factor : str or None
+        The ranked factor.
+    family : str
+        Bambi family.
+
+    Returns
+    -------
+    ModelSpec
+        The model to fit.
+
+    Examples
+    --------
+    >>> from skhier.formula import parse_formula
+    >>> p = parse_formula("y ~ 0 + x:(1|g/s)")
+    >>> from skhier.priors import Prior
+    >>> pri = {"x": Prior("Normal", {"mu": 0.0, "sigma": 2.0})}
+    >>> spec = pooled_spec(p, pri, "none", "x", "g:s", "gaussian")
+    >>> spec.parsed.formula, spec.fixed_tau
+    ('y ~ 0 + (0 + x|g:s)', {'x|g:s': 2.0})
+    """
+    if pooling == "partial":
+        return ModelSpec(parsed, priors, {}, family)
+    groups = [t for t in parsed.group_terms if t.column != column]
+    common = list(parsed.common)
+    intercept = parsed.intercept
+    fixed = {}
+    if pooling == "complete":
+        if column == INTERCEPT:
+            intercept = True
+        elif column not in common:
+            common.append(column)
+    else:  # none
+        if column == INTERCEPT:
+            intercept = False
+        elif column in common:
+            common.remove(column)
+        term = GroupTerm(column, tuple(factor.split(":")))
+        groups.append(term)
+        prior = priors.get(column, priors.get(INTERCEPT))
+        fixed[term.name] = float(prior.args["sigma"])
+    new = ParsedFormula(
+        formula=_formula_text(parsed.response, intercept, common, groups),
+        response=parsed.response,
+        intercept=intercept,
+        common=tuple(common),
+        group_terms=tuple(groups),
+        unsupported=parsed.unsupported,
+    )
+    return ModelSpec(new, priors, fixed, family)
+
+
+def _formula_text(response, intercept, common, groups) -> str:
+    parts = ["1" if intercept else "0", *common]
+    for t in groups:
+        expr = "1" if t.column == INTERCEPT else f"0 + {t.column}"
+        parts.append(f"({expr}|{t.factor})")
+    return f"{response} ~ " + " + ".join(parts)
