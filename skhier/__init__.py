@@ -33,7 +33,8 @@ _LAZY = {
     "SamplerConvergenceWarning": "skhier.diagnostics",
     "compare": "skhier.scoring",
     "ParetoKWarning": "skhier.scoring",
-    "load": "skhier.io",
+    "load": "skhier.ranker",
+    "save": "skhier.ranker",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

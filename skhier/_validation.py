@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 from skhier.formula import INTERCEPT, ParsedFormula
 
 __all__ = ["check_choice", "check_number", "check_data"]
+
+logger = logging.getLogger("skhier")
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -170,6 +173,12 @@ def check_data(
                     )
                 bad_rows |= na
     if bad_rows.any():
+        logger.info(
+            "skhier: missing='drop' dropped %d of %d rows with NaN/inf in a column the model "
+            "reads.",
+            int(bad_rows.sum()),
+            len(data),
+        )
         data = data.loc[~bad_rows]
         if len(data) == 0:
             raise ValueError("no rows left after dropping rows with missing values.")

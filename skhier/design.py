@@ -17,7 +17,14 @@ import pandas as pd
 
 from skhier.formula import INTERCEPT, ParsedFormula
 
-__all__ = ["Factor", "Design", "build_factor", "build_design", "cell_statistics"]
+__all__ = [
+    "Factor",
+    "Design",
+    "build_factor",
+    "build_design",
+    "cell_statistics",
+    "groups_table",
+]
 
 
 @dataclass
@@ -351,3 +358,43 @@ def cell_statistics(W: np.ndarray, y: np.ndarray, cells: np.ndarray, n_cells: in
             )
     yy = np.bincount(cells, weights=y * y, minlength=n_cells)
     return {"n": n, "WW": WW, "Wy": Wy, "yy": yy}
+
+
+def groups_table(design: Design) -> dict:
+    """Describe every grouping factor: its levels, their rows, their parent level.
+
+    Parameters
+    ----------
+    design : Design
+        The design.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        By factor name and by its innermost column (``"gene:sgRNA"`` and ``"sgRNA"``): one row
+        per level (indexed by the display label) with ``label``, ``n_obs`` and, for nested
+        factors, ``parent``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.formula import parse_formula
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [1.0, 2, 1, 2],
+    ...                    "g": ["a", "a", "b", "b"], "s": ["a1", "a2", "b1", "b2"]})
+    >>> groups_table(build_design(df, parse_formula("y ~ 0 + x:(1|g/s)")))["s"]["parent"].tolist()
+    ['a', 'a', 'b', 'b']
+    """
+    out = {}
+    for name, f in design.factors.items():
+        frame = pd.DataFrame(
+            {"label": np.asarray(f.labels, dtype=object), "n_obs": f.n_obs},
+            index=pd.Index(np.asarray(f.display, dtype=object), name=f.short_name),
+        )
+        if design.chain and name in design.parents:
+            parent = design.chain[design.chain.index(name) - 1]
+            pf = design.factors[parent]
+            frame["parent"] = np.asarray(pf.display, dtype=object)[design.parents[name]]
+        out[name] = frame
+        if f.short_name not in out:
+            out[f.short_name] = frame
+    return out

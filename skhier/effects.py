@@ -11,21 +11,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from skhier._names import dim_name
 from skhier.design import Design, Factor, parent_codes
-from skhier.engine.fit import dim_name
 from skhier.formula import INTERCEPT, ParsedFormula
 
 __all__ = ["ranked_column", "ranked_factors", "level_totals"]
 
 
-def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
+def ranked_column(parsed: ParsedFormula, column: str | None = None) -> str:
     """Return the predictor whose group-varying coefficient is ranked.
 
     Parameters
     ----------
     parsed : ParsedFormula
         The formula's terms.
-    term : str or None
+    column : str or None
         The user's choice; None picks the only column with group-specific slopes (or the
         intercept when only intercepts vary).
 
@@ -37,7 +37,7 @@ def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
     Raises
     ------
     ValueError
-        If ``term`` is not a group-varying column, or the choice is ambiguous.
+        If ``column`` is not a group-varying column, or the choice is ambiguous.
 
     Examples
     --------
@@ -49,15 +49,15 @@ def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
     for t in parsed.group_terms:
         if t.column not in varying:
             varying.append(t.column)
-    if term is not None:
-        if term == "1":
-            term = INTERCEPT
-        if term not in varying:
+    if column is not None:
+        if column == "1":
+            column = INTERCEPT
+        if column not in varying:
             raise ValueError(
-                f"term={term!r} has no group-specific coefficients in {parsed.formula!r}; "
+                f"column={column!r} has no group-specific coefficients in {parsed.formula!r}; "
                 f"choose from {varying}."
             )
-        return term
+        return column
     slopes = [c for c in varying if c != INTERCEPT]
     if len(slopes) == 1:
         return slopes[0]
@@ -66,7 +66,7 @@ def ranked_column(parsed: ParsedFormula, term: str | None = None) -> str:
     if not varying:
         raise ValueError(f"formula {parsed.formula!r} has no group-specific term to rank.")
     raise ValueError(
-        f"formula {parsed.formula!r} has group-specific slopes on {slopes}; set term= to one "
+        f"formula {parsed.formula!r} has group-specific slopes on {slopes}; set column= to one "
         "of them."
     )
 

@@ -1,4 +1,4 @@
-"""Save and load fitted rankers without pickle.
+"""Saved rankers as plain state: a folder of JSON and netCDF files, no pickle.
 
 A saved ranker is a folder of three files:
 
@@ -8,9 +8,11 @@ A saved ranker is a folder of three files:
 - ``posterior.nc``: the InferenceData (posterior and sample statistics), netCDF;
 - ``data.nc``: the training rows' model columns, netCDF.
 
-Loading re-runs the cheap, deterministic steps of ``fit`` (validation, design, priors, engine
-choice), attaches the saved posterior instead of sampling, and recomputes the ranking and the
-diagnostics from it: the loaded ranker predicts, scores and ranks exactly as the saved one did.
+This module reads and writes that state and knows nothing of the estimator:
+:meth:`skhier.HierarchicalRanker.load` re-runs the cheap, deterministic steps of ``fit``
+(validation, design, priors, engine choice) on the saved rows, attaches the saved posterior
+instead of sampling, and recomputes the ranking and the diagnostics from it, so the loaded
+ranker predicts, scores and ranks exactly as the saved one did.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["save", "load"]
+__all__ = ["SavedState", "write_state", "read_state", "params_to_json", "params_from_json"]
 
 logger = logging.getLogger("skhier")
 
@@ -65,7 +69,25 @@ def _plain(value):
     return value
 
 
-def _params_to_json(params: dict) -> dict:
+def params_to_json(params: dict) -> dict:
+    """Turn an estimator's parameters into JSON-serializable values (priors as plain dicts).
+
+    Parameters
+    ----------
+    params : dict
+        ``get_params(deep=False)``.
+
+    Returns
+    -------
+    dict
+        The parameters; a random state that is not an int or None is saved as None (logged).
+
+    Examples
+    --------
+    >>> from skhier.priors import Prior
+    >>> params_to_json({"priors": {"sigma": Prior("HalfNormal", {"sigma": 1.0})}})
+    {'priors': {'sigma': {'name': 'HalfNormal', 'args': {'sigma': 1.0}}}}
+    """
     out = {}
     for key, value in params.items():
         if key == "priors" and value is not None:
@@ -80,7 +102,24 @@ def _params_to_json(params: dict) -> dict:
     return out
 
 
-def _params_from_json(d: dict) -> dict:
+def params_from_json(d: dict) -> dict:
+    """Invert :func:`params_to_json`.
+
+    Parameters
+    ----------
+    d : dict
+        Saved parameters.
+
+    Returns
+    -------
+    dict
+        The parameters, priors as :class:`skhier.priors.Prior`.
+
+    Examples
+    --------
+    >>> params_from_json({"priors": {"sigma": {"name": "HalfNormal", "args": {"sigma": 1.0}}}})
+    {'priors': {'sigma': HalfNormal(sigma=1.0)}}
+    """
     out = dict(d)
     if out.get("priors") is not None:
         out["priors"] = {name: _prior_from_json(p) for name, p in out["priors"].items()}
@@ -104,15 +143,44 @@ def _dataset_to_frame(ds) -> pd.DataFrame:
     return pd.DataFrame({c: np.asarray(ds[c].values) for c in columns})
 
 
-def save(ranker, path) -> Path:
-    """Save a fitted ranker to a folder (JSON and netCDF, no pickle).
+@dataclass
+class SavedState:
+    """What a saved ranker's folder holds.
 
     Parameters
     ----------
-    ranker : HierarchicalRanker
-        A fitted ranker.
+    meta : dict
+        ``format_version``, ``skhier_version``, ``class``, ``params`` (the estimator's
+        parameters, priors as plain dicts) and ``fitted`` (the fitted names and the sampler
+        context).
+    idata : arviz.InferenceData
+        The posterior and sample statistics.
+    data : pandas.DataFrame
+        The training rows' model columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> SavedState({"params": {}}, None, pd.DataFrame()).meta
+    {'params': {}}
+    """
+
+    meta: dict
+    idata: object
+    data: pd.DataFrame
+
+
+def write_state(path, state: SavedState, *, overwrite: bool = False) -> Path:
+    """Write a state to a folder (JSON and netCDF, no pickle).
+
+    Parameters
+    ----------
     path : str or os.PathLike
-        Folder to write (created; files of an earlier save are replaced).
+        Folder to write; created if missing. A folder of an earlier save is replaced.
+    state : SavedState
+        What to write (``meta`` must be JSON-serializable; see :func:`params_to_json`).
+    overwrite : bool, default=False
+        Write into a non-empty folder that is not a saved ranker.
 
     Returns
     -------
@@ -121,100 +189,71 @@ def save(ranker, path) -> Path:
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        If the ranker is not fitted.
-
-    See Also
-    --------
-    load : Read it back.
+    FileExistsError
+        If the folder holds other files and ``overwrite`` is False.
 
     Examples
     --------
     >>> import tempfile
-    >>> from skhier import HierarchicalRanker, ScreenSimulator, load
-    >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
-    ...                      random_state=0).fit_transform()
-    >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", sampler="pymc",
-    ...                        draws=50, tune=50, chains=2, n_jobs=1, random_state=0,
-    ...                        on_fail="ignore").fit(df)
+    >>> import arviz as az, numpy as np, pandas as pd
+    >>> idata = az.from_dict(posterior={"x": np.zeros((1, 3))})
+    >>> state = SavedState({"format_version": FORMAT_VERSION, "class": "X"}, idata,
+    ...                    pd.DataFrame({"y": [1.0, 2.0]}))
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     again = load(r.save(tmp))
-    >>> bool(again.rank_.equals(r.rank_))
-    True
+    ...     back = read_state(write_state(tmp, state), expected_class="X")
+    >>> back.data["y"].tolist()
+    [1.0, 2.0]
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    import skhier
-
-    check_is_fitted(ranker, "idata_")
     folder = Path(os.fspath(path))
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder; give a folder to save into.")
+    if folder.is_dir() and not overwrite and not (folder / _JSON).is_file():
+        others = sorted(p.name for p in folder.iterdir())
+        if others:
+            raise FileExistsError(
+                f"{folder} is not empty and holds no saved ranker ({', '.join(others[:5])}"
+                f"{', ...' if len(others) > 5 else ''}); save into a new or empty folder, or "
+                "pass overwrite=True."
+            )
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "skhier_version": skhier.__version__,
-        "class": type(ranker).__name__,
-        "params": _params_to_json(ranker.get_params(deep=False)),
-        "fitted": {
-            "formula_": ranker.formula_,
-            "level_": ranker.level_,
-            "term_": ranker.term_,
-            "engine_": ranker.engine_,
-            "n_features_in_": int(ranker.n_features_in_),
-            "feature_names_in_": (
-                None
-                if getattr(ranker, "feature_names_in_", None) is None
-                else [str(c) for c in ranker.feature_names_in_]
-            ),
-            "diagnostics_info": ranker.diagnostics_.to_dict()["info"],
-        },
-    }
-    (folder / _JSON).write_text(json.dumps(meta, indent=2))
-    ranker.idata_.to_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
-    columns = [c for c in ranker._spec.parsed.data_columns if c in ranker._train.columns]
-    _frame_to_dataset(ranker._train[columns]).to_netcdf(str(folder / _DATA), engine="h5netcdf")
+    (folder / _JSON).write_text(json.dumps(state.meta, indent=2))
+    state.idata.to_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
+    _frame_to_dataset(state.data).to_netcdf(str(folder / _DATA), engine="h5netcdf")
     return folder
 
 
-def load(path):
-    """Load a ranker saved by :func:`save` (or ``HierarchicalRanker.save``).
+def read_state(path, *, expected_class: str = "HierarchicalRanker") -> SavedState:
+    """Read a state written by :func:`write_state`.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The folder written by :func:`save`.
+        The folder.
+    expected_class : str, default="HierarchicalRanker"
+        The class the state must describe.
 
     Returns
     -------
-    HierarchicalRanker
-        A fitted ranker with the saved posterior; ``rank_``, ``diagnostics_`` and the model are
-        rebuilt from it and the saved data, without sampling.
+    SavedState
+        The state.
 
     Raises
     ------
     FileNotFoundError
         If the folder or one of its files is missing.
     ValueError
-        If the files are not a saved skhier ranker, or of a newer format.
+        If a file is corrupt (naming it), the state describes another class, or it was
+        written in a newer format than this skhier reads.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from skhier import HierarchicalRanker, ScreenSimulator, load
-    >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
-    ...                      random_state=0).fit_transform()
-    >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", sampler="pymc",
-    ...                        draws=50, tune=50, chains=2, n_jobs=1, random_state=0,
-    ...                        on_fail="ignore").fit(df)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     again = load(r.save(tmp))
-    >>> again.formula_
-    'Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)'
+    Warns
+    -----
+    UserWarning
+        If a newer skhier wrote it (in a format this one reads).
     """
     import arviz as az
     import xarray as xr
 
-    from skhier.diagnostics import diagnose
-    from skhier.ranker import HierarchicalRanker
+    import skhier
 
     folder = Path(os.fspath(path))
     for name in (_JSON, _POSTERIOR, _DATA):
@@ -223,35 +262,42 @@ def load(path):
                 f"{folder / name} does not exist: {folder} is not a ranker saved by skhier.save "
                 f"(which writes {_JSON}, {_POSTERIOR} and {_DATA})."
             )
-    meta = json.loads((folder / _JSON).read_text())
-    if meta.get("class") != "HierarchicalRanker":
-        raise ValueError(f"{folder / _JSON} does not describe a HierarchicalRanker.")
+    try:
+        meta = json.loads((folder / _JSON).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{folder / _JSON} is corrupt (not JSON: {exc}).") from None
+    if not isinstance(meta, dict) or meta.get("class") != expected_class:
+        raise ValueError(f"{folder / _JSON} does not describe a {expected_class}.")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(
-            f"{folder} was saved in format {meta['format_version']}, newer than this skhier "
-            f"reads ({FORMAT_VERSION}); upgrade skhier."
+            f"{folder} was saved in format {meta['format_version']} by skhier "
+            f"{meta.get('skhier_version')}, newer than this skhier {skhier.__version__} reads "
+            f"(format {FORMAT_VERSION}); upgrade skhier."
         )
-    ranker = HierarchicalRanker(**_params_from_json(meta["params"]))
-    ranker._check_params()
-    with xr.open_dataset(folder / _DATA, engine="h5netcdf") as ds:
-        data = _dataset_to_frame(ds.load())
-    idata = az.from_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
-    idata.load()
+    saved_version = str(meta.get("skhier_version", "0"))
+    if _version_tuple(saved_version) > _version_tuple(skhier.__version__):
+        warnings.warn(
+            f"{folder} was saved by skhier {saved_version}, newer than this skhier "
+            f"{skhier.__version__}; it is read as format {FORMAT_VERSION}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    try:
+        with xr.open_dataset(folder / _DATA, engine="h5netcdf") as ds:
+            data = _dataset_to_frame(ds.load())
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{folder / _DATA} is corrupt ({exc}).") from None
+    try:
+        idata = az.from_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
+        idata.load()
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{folder / _POSTERIOR} is corrupt ({exc}).") from None
+    return SavedState(meta, idata, data)
 
-    fitted = meta["fitted"]
-    ranker.n_features_in_ = fitted["n_features_in_"]
-    if fitted["feature_names_in_"] is not None:
-        ranker.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-    prep = ranker._prepare(data)
-    if prep.engine != fitted["engine_"]:
-        raise ValueError(
-            f"the saved ranker was fitted with engine {fitted['engine_']!r}, but this skhier "
-            f"chooses {prep.engine!r} for it; load it with the skhier version that saved it "
-            f"({meta['skhier_version']})."
-        )
-    info = fitted["diagnostics_info"]
-    ranker.idata_ = idata
-    ranker._model = None  # rebuilt on first access of model_
-    ranker.diagnostics_ = diagnose(idata, info=info)
-    ranker._finish(prep)
-    return ranker
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)

@@ -23,9 +23,26 @@ import numpy as np
 
 from skhier.formula import INTERCEPT, ParsedFormula
 
-__all__ = ["Prior", "default_priors", "merge_priors"]
+__all__ = ["Prior", "SCALE_DISTRIBUTIONS", "default_priors", "merge_priors", "to_pymc"]
 
 STD = 2.5
+
+#: PyMC distributions with positive support, accepted as priors of scales.
+SCALE_DISTRIBUTIONS = frozenset(
+    {
+        "HalfNormal",
+        "HalfStudentT",
+        "HalfCauchy",
+        "Exponential",
+        "Gamma",
+        "InverseGamma",
+        "LogNormal",
+        "HalfFlat",
+        "Uniform",
+        "TruncatedNormal",
+        "Weibull",
+    }
+)
 
 
 @dataclass
@@ -95,6 +112,44 @@ class Prior:
 
         args = {k: (v.to_bambi() if isinstance(v, Prior) else v) for k, v in self.args.items()}
         return bmb.Prior(self.name, **args)
+
+
+def to_pymc(name: str, prior):
+    """Create a prior's PyMC random variable inside the current model (a number stays a number).
+
+    Parameters
+    ----------
+    name : str
+        Variable name.
+    prior : Prior or float
+        The prior, or a fixed value.
+
+    Returns
+    -------
+    pytensor.tensor.TensorVariable or float
+        The random variable, or the float.
+
+    Raises
+    ------
+    ValueError
+        If PyMC has no distribution of that name.
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> with pm.Model() as m:
+    ...     s = to_pymc("sigma", Prior("HalfNormal", {"sigma": 1.0}))
+    >>> [v.name for v in m.free_RVs], to_pymc("tau", 2)
+    (['sigma'], 2.0)
+    """
+    import pymc as pm
+
+    if not isinstance(prior, Prior):
+        return float(prior)
+    dist = getattr(pm, prior.name, None)
+    if dist is None:
+        raise ValueError(f"prior {prior!r} for {name!r}: PyMC has no distribution {prior.name!r}.")
+    return dist(name, **prior.args)
 
 
 def _fmt(v) -> str:

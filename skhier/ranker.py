@@ -1,15 +1,19 @@
 """HierarchicalRanker: a scikit-learn estimator that ranks groups by a hierarchical model's effect.
 
-The estimator is a thin shell: it validates its parameters and the data, then calls, in order,
-:mod:`skhier.formula` (terms), :mod:`skhier.design` (observed-level indices, cell statistics),
-:mod:`skhier.engine` (model and sampler), :mod:`skhier.effects` (total group effects),
-:mod:`skhier.ranking` (rank table, dominance) and :mod:`skhier.diagnostics` (sampler health).
+The estimator is a thin shell. ``fit`` checks the parameters, makes the plan
+(:func:`skhier.plan.make_plan`: formula terms, observed-level design, priors, ranked level,
+engine), fits it through the chosen engine under the refit policy
+(:func:`skhier.engine.fit_with_retries`), and attaches the results; the ranking
+(:mod:`skhier.ranking`), the predictions (:mod:`skhier.predictive`) and the saved state
+(:mod:`skhier.io`) are computed by their own modules from the plan and the posterior.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -17,23 +21,38 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skhier._validation import check_choice, check_data, check_number
-from skhier.design import build_design, design_matrix
-from skhier.effects import level_totals, ranked_column, ranked_factors
+from skhier._names import COEF_LEVEL
+from skhier._parallel import resolve_n_jobs, thread_limit
+from skhier._validation import check_choice, check_number
+from skhier.design import build_factor, groups_table
+from skhier.effects import level_totals
+from skhier.engine import RetryPolicy, SamplerSettings, engine_names, fit_with_retries, get_engine
+from skhier.engine.samplers import check_sampler
 from skhier.formula import parse_formula
+from skhier.io import (
+    FORMAT_VERSION,
+    SavedState,
+    params_from_json,
+    params_to_json,
+    read_state,
+    write_state,
+)
+from skhier.plan import POOLING, make_plan
+from skhier.predictive import (
+    gaussian_log_density,
+    linear_predictor,
+    prediction_rows,
+    predictive_draws,
+    response_values,
+)
 
-__all__ = ["HierarchicalRanker"]
+__all__ = ["HierarchicalRanker", "save", "load"]
 
 logger = logging.getLogger("skhier")
 
-POOLING = ("partial", "complete", "none")
-ENGINES = ("auto", "collapsed", "suffstat", "bambi")
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 ON_FAIL = ("warn", "raise", "refit", "ignore")
 MISSING = ("raise", "drop")
-COEF_LEVEL = "coefficient"
-# target_accept=None: the collapsed engine's NUTS moves a few scales only (cheap steps).
-DEFAULT_TARGET_ACCEPT = {"collapsed": 0.95, "suffstat": 0.8, "bambi": 0.8}
 
 
 class HierarchicalRanker(RegressorMixin, BaseEstimator):
@@ -56,9 +75,11 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     level : str or None, default=None
         Grouping factor to rank (``"gene"`` or ``"sgRNA"``); None ranks the innermost factor of
         the ranked term.
-    term : str or None, default=None
+    column : str or None, default=None
         Column whose group-varying coefficient is ranked; None picks the only varying slope
         (or the intercept when only intercepts vary).
+    term : str or None, default=None
+        Deprecated spelling of ``column`` (it names a column, not a term).
     family : str, default="gaussian"
         Bambi family of the response. Families other than Gaussian use Bambi's own model.
     priors : dict or None, default=None
@@ -100,7 +121,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     engine : {"auto", "collapsed", "suffstat", "bambi"}, default="auto"
         ``"auto"`` uses the collapsed engine when the model allows it (Gaussian, plain terms,
         nested factors), else the sufficient-statistics engine (Gaussian with crossed factors:
-        every coefficient sampled, the likelihood from per-cell sums), else Bambi's own model.
+        every coefficient sampled, the likelihood from per-cell sums), else Bambi's own model
+        (see :mod:`skhier.engine`; engines registered there are accepted by name).
     on_fail : {"warn", "raise", "refit", "ignore"}, default="warn"
         What a failed convergence check does; ``"refit"`` refits with more warm-up and a higher
         target acceptance (and, for Bambi's model, the other parametrization), at most
@@ -114,7 +136,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     progressbar : bool, default=False
         Show the sampler's progress.
     n_jobs : int or None, default=None
-        Chains run in parallel; None or -1 uses every core.
+        Cores for every step of the fit: chains run in parallel on at most this many, and the
+        coefficient draws, diagnostics and ranking kernels use this many threads. None or -1
+        uses every core, ``-k`` all but ``k - 1``.
 
     Attributes
     ----------
@@ -128,10 +152,13 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         For each grouping factor: its levels, their number of rows and their parent level.
     level_ : str
         The ranked level.
-    term_ : str
-        The ranked column.
+    column_ : str
+        The ranked column (``"coefficient"`` when the coefficients are ranked).
     engine_ : str
-        ``"collapsed"`` or ``"bambi"``.
+        The engine that fitted the model (``"collapsed"``, ``"suffstat"`` or ``"bambi"``).
+    plan_ : skhier.plan.FitPlan
+        What was fitted: terms after pooling, priors, rows, design, ranked level, engine and
+        why the preferred engines were passed over.
     rank_ : pandas.DataFrame
         The ranking at ``level_`` (see :func:`skhier.rank_posterior` for the columns), best first.
     dominance_ : pandas.DataFrame
@@ -176,6 +203,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         *,
         formula=None,
         level=None,
+        column=None,
         term=None,
         family="gaussian",
         priors=None,
@@ -200,6 +228,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     ):
         self.formula = formula
         self.level = level
+        self.column = column
         self.term = term
         self.family = family
         self.priors = priors
@@ -224,12 +253,11 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
-        from skhier.engine.sampling import check_sampler
-
+        """Check every parameter before any data is read; return the ranked column's name."""
         if self.formula is not None and not isinstance(self.formula, str):
             raise TypeError(f"formula must be a string or None, got {self.formula!r}.")
         check_choice("pooling", self.pooling, POOLING)
-        check_choice("engine", self.engine, ENGINES)
+        check_choice("engine", self.engine, ("auto", *engine_names()))
         check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
         check_choice("on_fail", self.on_fail, ON_FAIL)
         check_choice("missing", self.missing, MISSING)
@@ -247,18 +275,35 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 "target_accept", self.target_accept, low=0, high=1, low_open=True, high_open=True
             )
         check_number("hdi_prob", self.hdi_prob, low=0, high=1, low_open=True, high_open=True)
-        if not (self.reference == "population" or isinstance(self.reference, int | float)):
+        if not (
+            self.reference == "population"
+            or (isinstance(self.reference, numbers.Real) and not isinstance(self.reference, bool))
+        ):
             raise ValueError(
                 f"reference={self.reference!r} is not valid; give a number or 'population'."
             )
         if self.priors is not None and not isinstance(self.priors, dict):
             raise TypeError(f"priors must be a dict of term name to prior, got {self.priors!r}.")
+        resolve_n_jobs(self.n_jobs)
         check_sampler(self.sampler)
+        if self.term is not None:
+            warnings.warn(
+                "the parameter 'term' is deprecated and will be removed; use column="
+                f"{self.term!r} (it names the ranked column).",
+                FutureWarning,
+                stacklevel=3,
+            )
+            if self.column is not None and self.column != self.term:
+                raise ValueError(
+                    f"column={self.column!r} and term={self.term!r} disagree; set column only."
+                )
+        return self.column if self.column is not None else self.term
 
     def _seed(self) -> int:
-        if isinstance(self.random_state, int | np.integer) and not isinstance(
+        if isinstance(self.random_state, numbers.Integral) and not isinstance(
             self.random_state, bool
         ):
+            check_random_state(self.random_state)  # names a negative seed
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
@@ -297,6 +342,26 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             X = X.assign(**{response: y})
         return X
 
+    def _plan_params(self, column):
+        params = self.get_params(deep=False)
+        params["column"] = column
+        return params
+
+    def _settings(self, engine, cores: int) -> SamplerSettings:
+        target_accept = self.target_accept
+        if target_accept is None:
+            target_accept = engine.default_target_accept
+        return SamplerSettings(
+            sampler=self.sampler,
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            target_accept=target_accept,
+            seed=self._seed(),
+            progressbar=self.progressbar,
+            cores=max(1, min(cores, self.chains)),
+        )
+
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Fit the model and rank the groups.
@@ -315,256 +380,202 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         t_start = time.perf_counter()
-        self._check_params()
+        column = self._check_params()
         data = self._frame(X, y, reset=True)
-        prep = self._prepare(data)
-        self._sample(prep)
-        self._finish(prep)
+        with thread_limit(self.n_jobs) as cores:
+            plan = make_plan(self._plan_params(column), data)
+            engine = get_engine(plan.engine)
+            result, diagnostics = fit_with_retries(
+                engine,
+                plan,
+                self._settings(engine, cores),
+                RetryPolicy(self.on_fail, self.max_refits),
+                parametrization=self.parametrization,
+                info={"fallback_reason": plan.fallback_reason},
+                stacklevel=2,
+            )
+            self._attach(plan, result.idata, diagnostics, result.model)
         self.diagnostics_.info["fit_seconds"] = time.perf_counter() - t_start
         return self
 
-    def _prepare(self, data):
-        """Validate the data and build everything the engines need, without sampling."""
-        from types import SimpleNamespace
-
-        from skhier.engine.fit import collapsible, pooled_spec
-        from skhier.priors import default_priors, merge_priors
-
-        formula = self.formula
-        if formula is None:
-            formula = "y ~ " + " + ".join(c for c in data.columns if c != "y")
-        parsed = parse_formula(formula)
-        data = check_data(data, parsed, missing=self.missing)
-        design = build_design(data, parsed)
-
-        if parsed.group_terms:
-            column = ranked_column(parsed, self.term)
-            factors = ranked_factors(parsed, column)
-            level = self._resolve_level(design, factors)
-        else:
-            column, level = None, COEF_LEVEL
-            if self.level not in (None, COEF_LEVEL):
-                raise ValueError(
-                    f"level={self.level!r} is not a grouping factor: the formula {formula!r} "
-                    f"has none; the coefficients are ranked (level={COEF_LEVEL!r})."
-                )
-            if self.pooling != "partial":
-                raise ValueError(
-                    f"pooling={self.pooling!r} needs a group-specific term in the formula; "
-                    f"{formula!r} has none."
-                )
-
-        base_priors = default_priors(parsed, data) if self.family == "gaussian" else {}
-        spec = pooled_spec(parsed, base_priors, self.pooling, column, level, self.family)
-        if self.pooling != "partial":
-            parsed = spec.parsed
-            design = build_design(data, parsed)
-        if self.family == "gaussian":
-            spec.priors = merge_priors(default_priors(parsed, data), self.priors)
-        elif self.priors:
-            from skhier.priors import Prior
-
-            spec.priors = {k: Prior.from_any(v) for k, v in self.priors.items()}
-
-        reason = collapsible(spec, design)
-        engine = self._choose_engine(spec, design, reason)
-        return SimpleNamespace(
-            data=data, spec=spec, design=design, column=column, level=level, engine=engine,
-            reason=reason,
-        )
-
-    def _finish(self, prep):
-        """Set the fitted attributes that follow from the posterior."""
-        self.formula_ = prep.spec.parsed.formula
-        self.term_ = prep.column if prep.column is not None else COEF_LEVEL
-        self.engine_ = prep.engine
-        self._spec = prep.spec
-        self._design = prep.design
-        self._train = prep.data
-        self.groups_ = self._groups_table(prep.design)
-        self.level_ = prep.level
+    def _attach(self, plan, idata, diagnostics, model=None):
+        """Set the fitted attributes from a plan and its posterior."""
+        self.plan_ = plan
+        self.idata_ = idata
+        self.diagnostics_ = diagnostics
+        self.formula_ = plan.formula
+        self.column_ = plan.term
+        self.engine_ = plan.engine
+        self.level_ = plan.level
+        self.groups_ = groups_table(plan.design)
+        self._model = model  # None: built on first access of model_
         self._cache = {}
         self.rank_ = self.rank_table()
 
-    def _choose_engine(self, spec, design, reason):
-        from skhier.engine.fit import collapsible
-
-        if self.engine == "collapsed":
-            if reason:
-                raise ValueError(f"engine='collapsed' cannot fit this model: {reason}.")
-            return "collapsed"
-        flat_reason = collapsible(spec, design, require_chain=False)
-        if self.engine == "suffstat":
-            if flat_reason:
-                raise ValueError(f"engine='suffstat' cannot fit this model: {flat_reason}.")
-            return "suffstat"
-        if self.engine == "bambi":
-            return "bambi"
-        if not reason:
-            return "collapsed"
-        if not flat_reason:
-            logger.info("skhier: factors are not nested (%s); sampling every coefficient from "
-                        "per-cell statistics (engine='suffstat').", reason)
-            return "suffstat"
-        logger.info("skhier: using Bambi's model instead of the collapsed engine: %s", reason)
-        return "bambi"
-
-    def _resolve_level(self, design, factors):
-        chain = [f for f in (design.chain or []) if f in factors] or factors
-        by_size = sorted(chain, key=lambda f: design.factors[f].n_levels)
-        if self.level is None:
-            return by_size[-1]
-        try:
-            f = design.find_factor(self.level)
-        except ValueError:
-            f = None
-        if f is None or f.name not in factors:
-            choices = sorted({*factors, *(design.factors[x].short_name for x in factors)})
-            raise ValueError(
-                f"level={self.level!r} is not a grouping factor of the ranked term; choose from "
-                f"{choices}."
-            )
-        return f.name
-
-    def _sample(self, prep):
-        from skhier.diagnostics import check_diagnostics, diagnose
-        from skhier.engine.fit import fit_bambi, fit_collapsed
-        from skhier.engine.sampling import default_cores
-        from skhier.engine.suffstat import fit_suffstat
-
-        spec, design, data, engine, reason = (
-            prep.spec, prep.design, prep.data, prep.engine, prep.reason
+    @property
+    def term_(self):
+        """Deprecated name of ``column_``."""
+        warnings.warn(
+            "term_ is deprecated and will be removed; use column_.", FutureWarning, stacklevel=2
         )
-        seed = self._seed()
-        tune, target_accept = self.tune, self.target_accept
-        if target_accept is None:
-            target_accept = DEFAULT_TARGET_ACCEPT[engine]
-        parametrization = self.parametrization
-        attempts = []
-        cores = default_cores(self.chains, self.n_jobs)
-        n_attempts = self.max_refits + 1 if self.on_fail == "refit" else 1
-        for attempt in range(n_attempts):
-            kwargs = dict(sampler=self.sampler, draws=self.draws, tune=tune, chains=self.chains,
-                          target_accept=target_accept, seed=seed + attempt,
-                          progressbar=self.progressbar, cores=cores)
-            t0 = time.perf_counter()
-            terms = [t.name for t in spec.parsed.group_terms]
-            if engine == "collapsed":
-                model, idata, timing = fit_collapsed(spec, design, **kwargs)
-                choice = dict.fromkeys(terms, "marginalized")
-            elif engine == "suffstat":
-                model, idata, timing, choice = fit_suffstat(
-                    spec, design, parametrization=parametrization, **kwargs
+        return self.column_
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path, *, overwrite=False):
+        """Save the fitted ranker to a folder of JSON and netCDF files (no pickle).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Folder to write (created). A folder of an earlier save is replaced.
+        overwrite : bool, default=False
+            Write into a non-empty folder that holds no saved ranker.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder; :meth:`load` (or :func:`skhier.load`) reads it back.
+
+        Raises
+        ------
+        FileExistsError
+            If the folder holds other files and ``overwrite`` is False.
+
+        See Also
+        --------
+        load : Load a saved ranker.
+        skhier.io : The file layout.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=50, tune=50,
+        ...                        chains=2, random_state=0, on_fail="ignore").fit(df)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     again = HierarchicalRanker.load(r.save(tmp))
+        >>> bool(again.rank_.equals(r.rank_)), again.formula_
+        (True, 'Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)')
+        """
+        import skhier
+
+        check_is_fitted(self, "idata_")
+        names = getattr(self, "feature_names_in_", None)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "skhier_version": skhier.__version__,
+            "class": type(self).__name__,
+            "params": params_to_json(self.get_params(deep=False)),
+            "fitted": {
+                "formula_": self.formula_,
+                "level_": self.level_,
+                "column_": self.column_,
+                "engine_": self.engine_,
+                "n_features_in_": int(self.n_features_in_),
+                "feature_names_in_": None if names is None else [str(c) for c in names],
+                "diagnostics_info": self.diagnostics_.to_dict()["info"],
+            },
+        }
+        data = self.plan_.data
+        columns = [c for c in self.plan_.parsed.data_columns if c in data.columns]
+        return write_state(path, SavedState(meta, self.idata_, data[columns]), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path):
+        """Load a ranker saved by :meth:`save`, without sampling.
+
+        The plan is rebuilt from the saved rows (validation, design, priors, engine choice), the
+        saved posterior attached, and the ranking and diagnostics recomputed from it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The folder written by :meth:`save`.
+
+        Returns
+        -------
+        HierarchicalRanker
+            A fitted ranker that predicts, scores and ranks as the saved one did.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the folder or one of its files is missing.
+        ValueError
+            If a file is corrupt, the folder is not a saved ranker, it was saved in a newer
+            format, or this skhier would fit it with another engine.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=50, tune=50,
+        ...                        chains=2, random_state=0, on_fail="ignore").fit(df)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     again = HierarchicalRanker.load(r.save(tmp))
+        >>> again.engine_
+        'collapsed'
+        """
+        from skhier.diagnostics import diagnose
+
+        state = read_state(path, expected_class=cls.__name__)
+        ranker = cls(**params_from_json(state.meta["params"]))
+        column = ranker._check_params()
+        fitted = state.meta["fitted"]
+        ranker.n_features_in_ = fitted["n_features_in_"]
+        if fitted["feature_names_in_"] is not None:
+            ranker.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        with thread_limit(ranker.n_jobs):
+            plan = make_plan(ranker._plan_params(column), state.data)
+            if plan.engine != fitted["engine_"]:
+                raise ValueError(
+                    f"the saved ranker was fitted with engine {fitted['engine_']!r}, but this "
+                    f"skhier chooses {plan.engine!r} for it; load it with the skhier version "
+                    f"that saved it ({state.meta['skhier_version']})."
                 )
-            else:
-                noncentered = _bambi_noncentered(parametrization)
-                model, idata, timing = fit_bambi(spec, data, noncentered=noncentered,
-                                                 user_priors=self._bambi_priors(spec), **kwargs)
-                choice = dict.fromkeys(terms, "noncentered" if noncentered else "centered")
-            timing["total"] = time.perf_counter() - t0
-            info = {"engine": engine, "fallback_reason": reason, "sampler": self.sampler,
-                    "parametrization": choice, "tune": tune, "target_accept": target_accept}
-            diag = diagnose(idata, info=info)
-            attempts.append({"tune": tune, "target_accept": target_accept,
-                             "parametrization": choice, "passed": bool(diag.passed), **timing})
-            if diag.passed or attempt == n_attempts - 1:
-                break
-            logger.info("skhier: attempt %d failed its checks; refitting with more warm-up and "
-                        "a higher target acceptance.", attempt + 1)
-            tune = int(tune * 2) if tune else 500
-            target_accept = min(0.99, target_accept + (1 - target_accept) / 2)
-            if engine != "collapsed":  # try the other parametrization of every term
-                parametrization = {
-                    k: "centered" if v == "noncentered" else "noncentered"
-                    for k, v in choice.items()
-                }
-        self._model = model  # None: built on first access of model_ (see model_)
-        self.idata_ = idata
-        diag.update_info(attempts=attempts)
-        self.diagnostics_ = diag
-        if self.on_fail in ("warn", "refit"):
-            check_diagnostics(diag, "warn", stacklevel=4)
-        elif self.on_fail == "raise":
-            check_diagnostics(diag, "raise")
-
-    def _bambi_priors(self, spec):
-        """Priors to hand Bambi: the user's (Bambi computes the same defaults itself)."""
-        if not self.priors:
-            return None
-        if spec.family != "gaussian":
-            return spec.priors
-        return {k: spec.priors[k] for k in self.priors}
-
-    def _build_model(self, prep, parametrization):
-        """Rebuild the engine's model without sampling (for :func:`skhier.load`)."""
-        from skhier.engine.fit import build_bambi_model, build_collapsed_model, build_tree
-        from skhier.engine.suffstat import build_suffstat_model
-
-        if prep.engine == "collapsed":
-            return build_collapsed_model(prep.spec, build_tree(prep.spec, prep.design))
-        if prep.engine == "suffstat":
-            return build_suffstat_model(prep.spec, prep.design, parametrization)
-        model, _ = build_bambi_model(
-            prep.spec,
-            prep.data,
-            noncentered=_bambi_noncentered(parametrization),
-            user_priors=self._bambi_priors(prep.spec),
-        )
-        return model
-
-    @staticmethod
-    def _groups_table(design):
-        out = {}
-        for name, f in design.factors.items():
-            frame = pd.DataFrame(
-                {"label": np.asarray(f.labels, dtype=object), "n_obs": f.n_obs},
-                index=pd.Index(np.asarray(f.display, dtype=object), name=f.short_name),
-            )
-            if design.chain and name in design.parents:
-                parent = design.chain[design.chain.index(name) - 1]
-                pf = design.factors[parent]
-                frame["parent"] = np.asarray(pf.display, dtype=object)[design.parents[name]]
-            out[name] = frame
-            if f.short_name not in out:
-                out[f.short_name] = frame
-        return out
+            diagnostics = diagnose(state.idata, info=fitted["diagnostics_info"])
+            ranker._attach(plan, state.idata, diagnostics)
+        return ranker
 
     # ------------------------------------------------------------------ ranking
     def _totals(self, level=None):
-        """Draws of the ranked total effect at a level, as a DataArray."""
+        """Draws of the ranked total effect at a level, as a DataArray, and its factor."""
         import xarray as xr
 
         check_is_fitted(self, "idata_")
         post = self.idata_.posterior
-        if self.term_ == COEF_LEVEL:
+        plan = self.plan_
+        if plan.column is None:
             if level not in (None, COEF_LEVEL):
                 raise ValueError(f"level={level!r} is not available; choose {COEF_LEVEL!r}.")
-            names = [c for c in self._spec.parsed.common]
+            names = list(plan.parsed.common)
             arr = np.stack([np.asarray(post[c]) for c in names], axis=-1)
             return xr.DataArray(
                 arr, dims=("chain", "draw", COEF_LEVEL), coords={COEF_LEVEL: names}
             ), None
-        design = self._design
+        design = plan.design
         if level is None:
-            factor = design.factors[self.level_] if self.level_ in design.factors else None
+            factor = design.factors.get(self.level_)
         else:
             factor = self._find_level(level)
         if factor is None:  # complete pooling: rank the levels of the partial model's factor
             factor = self._find_level(self.level_)
-        return level_totals(post, self._spec.parsed, design, self.term_, factor), factor
+        return level_totals(post, plan.parsed, design, plan.column, factor), factor
 
     def _find_level(self, level):
-        from skhier.design import build_factor
-
-        design = self._design
+        plan = self.plan_
         try:
-            return design.find_factor(level)
+            return plan.design.find_factor(level)
         except ValueError:
-            if self.pooling != "complete":
+            if plan.pooling != "complete":
                 raise
         cols = tuple(level.split(":"))
-        if all(c in self._train.columns for c in cols):
-            return build_factor(self._train, cols)
+        if all(c in plan.data.columns for c in cols):
+            return build_factor(plan.data, cols)
         raise ValueError(f"level {level!r} is not a grouping factor of the model.")
 
     def effect_draws(self, level=None):
@@ -619,14 +630,16 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             "hdi_prob": self.hdi_prob,
         }
         reference = kwargs.pop("reference", self.reference)
-        if reference == "population":
+        if isinstance(reference, str) and reference == "population":
             post = self.idata_.posterior
-            if self.term_ not in post.data_vars:
+            if self.column_ not in post.data_vars:
                 raise ValueError(
                     "reference='population' needs a common (population) coefficient on "
-                    f"{self.term_!r}, which this model does not have."
+                    f"{self.column_!r}, which this model does not have."
                 )
-            reference = np.asarray(post[self.term_])
+            reference = np.asarray(post[self.column_])
+        elif isinstance(reference, np.generic):
+            reference = reference.item()
         opts["reference"] = reference
         if factor is not None:
             opts["n_obs"] = np.asarray(factor.n_obs)
@@ -665,12 +678,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "idata_")
         if getattr(self, "_model", None) is None:
-            from types import SimpleNamespace
-
-            prep = SimpleNamespace(
-                spec=self._spec, design=self._design, data=self._train, engine=self.engine_
-            )
-            self._model = self._build_model(prep, self.diagnostics_.info.get("parametrization"))
+            engine = get_engine(self.plan_.engine)
+            self._model = engine.build(self.plan_, self.diagnostics_.info.get("parametrization"))
         return self._model
 
     @property
@@ -696,58 +705,14 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         return self._cache["loo"]
 
     # ------------------------------------------------------------------ prediction
-    def _linear_predictor(self, data, rng, chunk=2048):
-        """Yield (rows slice, draws of the linear predictor, extra variance of unseen levels)."""
-        post = self.idata_.posterior
-        spec = self._spec
-        columns = spec.parsed.columns
-        W = design_matrix(data, columns)
-        n_draws = post.sizes["chain"] * post.sizes["draw"]
-        common = {c: np.asarray(post[c]).reshape(-1) for c in columns if c in post.data_vars}
-        terms = []
-        for t in spec.parsed.group_terms:
-            f = self._design.factors[t.factor]
-            keys = (
-                data[list(t.factors)].astype(str).agg(":".join, axis=1)
-                if len(t.factors) > 1
-                else data[t.factors[0]].astype(str)
-            )
-            codes = pd.Index(np.asarray(f.labels, dtype=object)).get_indexer(keys.to_numpy())
-            values = np.asarray(post[t.name]).reshape(n_draws, -1)
-            scale_name = f"{t.name}_sigma"
-            if scale_name in post.data_vars:
-                tau = np.asarray(post[scale_name]).reshape(-1)
-            else:
-                tau = np.full(n_draws, float(spec.fixed_tau.get(t.name, 0.0)))
-            terms.append((columns.index(t.column), codes, values, tau))
-        for start in range(0, len(data), chunk):
-            sl = slice(start, min(start + chunk, len(data)))
-            eta = np.zeros((n_draws, sl.stop - sl.start))
-            extra = np.zeros_like(eta)
-            for k, c in enumerate(columns):
-                if c in common:
-                    eta += common[c][:, None] * W[sl, k]
-            for k, codes, values, tau in terms:
-                cod = codes[sl]
-                seen = cod >= 0
-                contrib = np.zeros_like(eta)
-                contrib[:, seen] = values[:, cod[seen]]
-                eta += contrib * W[sl, k]
-                if (~seen).any():
-                    extra[:, ~seen] += (tau[:, None] * W[sl, k][~seen]) ** 2
-            yield sl, eta, extra
-
-    def _predict_data(self, X):
+    def _prediction_rows(self, X):
         check_is_fitted(self, "idata_")
-        if self.family != "gaussian":
+        if self.plan_.family != "gaussian":
             raise NotImplementedError(
                 f"predict/score are implemented for family='gaussian'; this model has "
-                f"family={self.family!r}."
+                f"family={self.plan_.family!r}."
             )
-        data = self._frame(X, None, reset=False)
-        parsed = self._spec.parsed
-        check_data(data, parsed, missing="raise", response=False)
-        return data
+        return prediction_rows(self.plan_, self._frame(X, None, reset=False))
 
     def predict(self, X, return_std=False):
         """Posterior mean of the response (and its predictive standard deviation).
@@ -769,12 +734,12 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         y_std : ndarray of shape (n_samples,)
             Posterior predictive standard deviation (with ``return_std=True``).
         """
-        data = self._predict_data(X)
+        data = self._prediction_rows(X)
         post = self.idata_.posterior
         sigma2 = np.asarray(post["sigma"]).reshape(-1) ** 2 if "sigma" in post else None
         mean = np.empty(len(data))
         std = np.empty(len(data))
-        for sl, eta, extra in self._linear_predictor(data, None):
+        for sl, eta, extra in linear_predictor(post, self.plan_, data):
             mean[sl] = eta.mean(axis=0)
             if return_std:
                 var = eta.var(axis=0) + (extra + sigma2[:, None]).mean(axis=0)
@@ -818,14 +783,11 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         probs = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
         if probs.ndim != 1 or not ((probs > 0) & (probs < 1)).all():
             raise ValueError(f"quantiles must be probabilities in (0, 1), got {quantiles!r}.")
-        data = self._predict_data(X)
+        data = self._prediction_rows(X)
         rng = np.random.default_rng(random_state)
-        sigma = np.asarray(self.idata_.posterior["sigma"], dtype=np.float64).reshape(-1)
         out = np.empty((len(data), len(probs)))
-        for sl, eta, extra in self._linear_predictor(data, None):
-            sd = np.sqrt(sigma[:, None] ** 2 + extra)
-            eta += sd * rng.standard_normal(eta.shape)
-            out[sl] = np.quantile(eta, probs, axis=0).T
+        for sl, draws in predictive_draws(self.idata_.posterior, self.plan_, data, rng):
+            out[sl] = np.quantile(draws, probs, axis=0).T
         return out[:, 0] if scalar else out
 
     def score(self, X, y=None, sample_weight=None):
@@ -850,37 +812,14 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         """
         from scipy.special import logsumexp
 
-        from skhier.scoring import _log_density_blocks, _response_values
-
-        data = self._predict_data(X)
-        yv = _response_values(self, data, y, purpose="score")
-        n_draws = self.idata_.posterior.sizes["chain"] * self.idata_.posterior.sizes["draw"]
+        data = self._prediction_rows(X)
+        yv = response_values(self.plan_, data, y, purpose="score")
+        post = self.idata_.posterior
+        n_draws = post.sizes["chain"] * post.sizes["draw"]
         lppd = np.empty(len(data))
-        for sl, ll in _log_density_blocks(self, data, yv):
+        for sl, ll in gaussian_log_density(post, self.plan_, data, yv):
             lppd[sl] = logsumexp(ll, axis=0) - np.log(n_draws)
         return float(np.average(lppd, weights=sample_weight))
-
-    def save(self, path):
-        """Save the fitted ranker to a folder of JSON and netCDF files (no pickle).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Folder to write.
-
-        Returns
-        -------
-        pathlib.Path
-            The folder; :func:`skhier.load` reads it back.
-
-        See Also
-        --------
-        skhier.load : Load a saved ranker.
-        skhier.io.save : The function behind this method (the file layout).
-        """
-        from skhier.io import save
-
-        return save(self, path)
 
     def __getstate__(self):
         # PyMC models do not pickle with the standard pickler (a functools.partial inside
@@ -916,15 +855,70 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         return tags
 
 
-def _bambi_noncentered(parametrization) -> bool:
-    """Bambi takes one parametrization for every term: non-centered unless all are centered."""
-    if isinstance(parametrization, dict):
-        return any(v != "centered" for v in parametrization.values())
-    return parametrization != "centered"
-
-
 class _CloudPickled:
     """Bytes of an object pickled with cloudpickle, inside a standard pickle."""
 
     def __init__(self, payload: bytes):
         self.payload = payload
+
+
+def save(ranker, path, *, overwrite=False):
+    """Save a fitted ranker (see :meth:`HierarchicalRanker.save`).
+
+    Parameters
+    ----------
+    ranker : HierarchicalRanker
+        A fitted ranker.
+    path : str or os.PathLike
+        Folder to write.
+    overwrite : bool, default=False
+        Write into a non-empty folder that holds no saved ranker.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skhier import HierarchicalRanker, ScreenSimulator, load, save
+    >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+    ...                      random_state=0).fit_transform()
+    >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=50, tune=50,
+    ...                        chains=2, random_state=0, on_fail="ignore").fit(df)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     again = load(save(r, tmp))
+    >>> bool(again.rank_.equals(r.rank_))
+    True
+    """
+    return ranker.save(path, overwrite=overwrite)
+
+
+def load(path):
+    """Load a ranker saved by :func:`save` (see :meth:`HierarchicalRanker.load`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+
+    Returns
+    -------
+    HierarchicalRanker
+        The fitted ranker, rebuilt without sampling.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from skhier import HierarchicalRanker, ScreenSimulator, load
+    >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+    ...                      random_state=0).fit_transform()
+    >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=50, tune=50,
+    ...                        chains=2, random_state=0, on_fail="ignore").fit(df)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     again = load(r.save(tmp))
+    >>> again.level_
+    'gene:sgRNA'
+    """
+    return HierarchicalRanker.load(path)

@@ -16,6 +16,10 @@ import logging
 import warnings
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from skhier._names import rename_joined
+from skhier.predictive import gaussian_log_density, model_frame, prediction_rows, response_values
 
 __all__ = ["ParetoKWarning", "pointwise_log_likelihood", "loo", "compare"]
 
@@ -34,84 +38,12 @@ class ParetoKWarning(UserWarning):
     """
 
 
-def _log_density_blocks(ranker, data, y, chunk_rows=2048):
-    """Yield the Gaussian log density of the rows given each draw, a block of rows at a time.
-
-    Parameters
-    ----------
-    ranker : HierarchicalRanker
-        A fitted Gaussian ranker.
-    data : pandas.DataFrame
-        Validated rows (groups not seen in fit add their scale's variance).
-    y : ndarray of shape (n_rows,)
-        Their response.
-    chunk_rows : int, default=2048
-        Rows per block.
-
-    Yields
-    ------
-    rows : slice
-        The block's rows.
-    log_density : ndarray of shape (n_draws, block rows)
-        ``log p(y_i | theta_s)``.
-    """
-    post = ranker.idata_.posterior
-    sigma2 = np.asarray(post["sigma"], dtype=np.float64).reshape(-1) ** 2
-    for sl, eta, extra in ranker._linear_predictor(data, None, chunk=chunk_rows):
-        var = sigma2[:, None] + extra
-        eta -= y[sl]
-        eta *= eta
-        eta /= var
-        eta += np.log(2 * np.pi * var)
-        eta *= -0.5
-        yield sl, eta
-
-
-def _response_values(ranker, data, y, purpose="scoring"):
-    """Return the response of the rows: ``y`` if given, else the formula's response column.
-
-    Parameters
-    ----------
-    ranker : HierarchicalRanker
-        A fitted ranker.
-    data : pandas.DataFrame
-        The rows.
-    y : array-like or None
-        The response, or None to read it from ``data``.
-    purpose : str, default="scoring"
-        What needs it, for the error message.
-
-    Returns
-    -------
-    ndarray of shape (n_rows,)
-        The response as floats.
-
-    Raises
-    ------
-    ValueError
-        If there is no response, or it has the wrong length.
-    """
-    response = ranker._spec.parsed.response
-    if y is not None:
-        yv = np.asarray(y, dtype=np.float64).ravel()
-    elif response in data.columns:
-        yv = np.asarray(data[response], dtype=np.float64)
-    else:
-        raise ValueError(
-            f"{purpose} needs the response: pass y or include column {response!r} in X."
-        )
-    if len(yv) != len(data):
-        raise ValueError(f"y has {len(yv)} values but X has {len(data)} rows.")
-    return yv
-
-
-def _scoring_data(ranker, X, y):
+def _scoring_data(ranker, X, y, purpose="scoring"):
     """Return the rows to score (the training rows when X is None) and their response."""
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(ranker, "idata_")
-    data = ranker._train if X is None else ranker._predict_data(X)
-    return data, _response_values(ranker, data, y)
+    plan = ranker.plan_
+    data = plan.data if X is None else prediction_rows(plan, model_frame(plan, X))
+    return data, response_values(plan, data, y, purpose=purpose)
 
 
 def pointwise_log_likelihood(ranker, X=None, y=None, *, chunk_rows=2048):
@@ -148,22 +80,13 @@ def pointwise_log_likelihood(ranker, X=None, y=None, *, chunk_rows=2048):
     >>> pointwise_log_likelihood(r).shape
     (2, 50, 40)
     """
-    _check_gaussian(ranker)
     data, yv = _scoring_data(ranker, X, y)
     post = ranker.idata_.posterior
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     out = np.empty((n_chains * n_draws, len(data)))
-    for sl, ll in _log_density_blocks(ranker, data, yv, chunk_rows):
+    for sl, ll in gaussian_log_density(post, ranker.plan_, data, yv, block_rows=chunk_rows):
         out[:, sl] = ll
     return out.reshape(n_chains, n_draws, len(data))
-
-
-def _check_gaussian(ranker):
-    if ranker.family != "gaussian":
-        raise NotImplementedError(
-            f"the pointwise log likelihood is computed here for family='gaussian'; this model "
-            f"has family={ranker.family!r} (use loo(), which asks Bambi)."
-        )
 
 
 def _relative_ess(posterior) -> float:
@@ -260,7 +183,6 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     """
     import arviz as az
     from scipy.special import logsumexp
-    from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(ranker, "idata_")
     post = ranker.idata_.posterior
@@ -286,22 +208,18 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
 
 def _training_blocks(ranker, chunk_rows):
     """Return the number of training rows and a generator of their log likelihood blocks."""
-    if ranker.family == "gaussian":
-        data, yv = _scoring_data(ranker, None, None)
-        return len(data), _log_density_blocks(ranker, data, yv, chunk_rows)
+    if ranker.plan_.family == "gaussian":
+        data, yv = _scoring_data(ranker, None, None, purpose="PSIS-LOO")
+        blocks = gaussian_log_density(
+            ranker.idata_.posterior, ranker.plan_, data, yv, block_rows=chunk_rows
+        )
+        return len(data), blocks
     # Other families: Bambi's model computes it (it holds every row's draws at once).
     model = ranker.model_
     idata = ranker.idata_.copy()
     renames = getattr(model, "skhier_renames", {})
     if renames:  # back to Bambi's own names of joined factors
-        back = {}
-        for name in [*idata.posterior.data_vars, *idata.posterior.dims]:
-            new = name
-            for joined, factor in renames.items():
-                new = new.replace(factor, joined)
-            if new != name:
-                back[name] = new
-        idata.posterior = idata.posterior.rename(back)
+        idata.posterior = rename_joined(idata.posterior, renames, to_bambi=True)
     idata = model.compute_log_likelihood(idata, inplace=False)
     ll_group = idata.log_likelihood
     name = next(iter(ll_group.data_vars))

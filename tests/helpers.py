@@ -10,3 +10,25 @@ def small_kwargs(**kw):
     )
     base.update(kw)
     return base
+
+
+def plan_with_priors(df, formula, priors, pooling="partial"):
+    """A fit plan of ``df`` with exactly the given priors (for tests of the engines' algebra).
+
+    With ``pooling`` other than ``"partial"``, the last group term's column and factor are pooled.
+    """
+    from dataclasses import replace
+
+    from skhier.design import build_design
+    from skhier.formula import parse_formula
+    from skhier.plan import apply_pooling, make_plan
+
+    parsed = parse_formula(formula)
+    column = factor = None
+    if pooling != "partial":
+        column, factor = parsed.group_terms[-1].column, parsed.group_terms[-1].factor
+    fitted, fixed = apply_pooling(parsed, priors, pooling, column, factor)
+    plan = make_plan({"formula": formula}, df)
+    return replace(
+        plan, parsed=fitted, priors=priors, fixed_tau=fixed, design=build_design(plan.data, fitted)
+    )

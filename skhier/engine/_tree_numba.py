@@ -1,6 +1,6 @@
 """Compiled log density of the collapsed engine's scales, with its exact gradient (numba).
 
-The same algebra as :mod:`skhier.engine.collapsed` (information-form messages integrated along
+The same algebra as :mod:`skhier.engine.tree` (information-form messages integrated along
 the tree of levels, finest first), written as one compiled function that also carries the
 derivatives of every message with respect to each sampled scale (forward mode: one extra copy
 of the messages per scale, a handful for a hierarchy). nutpie samples it directly
@@ -13,7 +13,7 @@ Derivatives of one integration step (``S = diag(tau)`` on the level's columns ``
 ``c' = c + h_c' V h_c / 2 - log|A| / 2``, and with ``dA = dS P_cc S + S dP_cc S + S P_cc dS``,
 ``dV = dS A^-1 S + S A^-1 dS - S A^-1 dA A^-1 S``, ``d log|A| = tr(A^-1 dA)``.
 
-This module imports numba; :mod:`skhier.engine.fit` imports it only when nutpie samples.
+This module imports numba; :mod:`skhier.engine.compiled` imports it only when nutpie samples.
 """
 
 from __future__ import annotations

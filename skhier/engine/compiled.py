@@ -1,10 +1,11 @@
 """nutpie on the collapsed engine's compiled log density (no per-model compilation).
 
 :func:`compiled_inputs` turns a collapsed model (its tree and the priors of its scales) into the
-arrays of :func:`skhier.engine._collapsed_numba.log_density`; :func:`sample_compiled` samples
-it with nutpie's NUTS through :func:`nutpie.compiled_pyfunc.from_pyfunc`. The posterior is the
-same as that of the PyMC model :func:`skhier.engine.fit.build_collapsed_model` builds (the tests
-compare the log densities point by point); what changes is that nothing is compiled per model.
+arrays of :func:`skhier.engine._tree_numba.log_density`; :func:`sample_compiled` samples
+it with nutpie's NUTS through :func:`nutpie.compiled_pyfunc.from_pyfunc`. The posterior is
+the same as that of the PyMC model :func:`skhier.engine.collapsed.build_collapsed_model` builds
+(the tests compare the log densities point by point); what changes is that nothing is compiled
+per model.
 Priors the compiled density does not know make :func:`compiled_inputs` return the reason, and
 the PyMC model is sampled instead.
 """
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skhier._names import scale_name
+from skhier.engine.base import SamplerSettings
+from skhier.engine.samplers import sample_nutpie
 from skhier.priors import Prior
 
 __all__ = ["CompiledInputs", "compiled_inputs", "sample_compiled"]
@@ -44,7 +48,7 @@ class CompiledInputs:
     init : ndarray
         A central value of each scale's prior (the starting points are jittered around it).
     args : tuple
-        The arrays after ``u`` in :func:`skhier.engine._collapsed_numba.log_density`.
+        The arrays after ``u`` in :func:`skhier.engine._tree_numba.log_density`.
 
     Examples
     --------
@@ -101,15 +105,15 @@ def _prior_params(prior):
     return f"the compiled density has no {name} prior"
 
 
-def compiled_inputs(spec, tree):
+def compiled_inputs(plan, tree):
     """Arrays of the compiled density for a collapsed model, or the reason it cannot be used.
 
     Parameters
     ----------
-    spec : ModelSpec
-        The model (its priors: ``sigma`` and each group term's ``sigma`` argument).
+    plan : FitPlan
+        The plan (its priors: ``sigma`` and each group term's ``sigma`` argument).
     tree : TreeModel
-        Its tree (:func:`skhier.engine.fit.build_tree`).
+        Its tree (:func:`skhier.engine.collapsed.build_tree`).
 
     Returns
     -------
@@ -119,15 +123,12 @@ def compiled_inputs(spec, tree):
     Examples
     --------
     >>> import pandas as pd
-    >>> from skhier.design import build_design
-    >>> from skhier.engine.fit import ModelSpec, build_tree
-    >>> from skhier.formula import parse_formula
-    >>> from skhier.priors import default_priors
+    >>> from skhier.engine.collapsed import build_tree
+    >>> from skhier.plan import make_plan
     >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0], "x": [1.0, 2.0, 3.0, 4.0],
     ...                    "g": ["a", "a", "b", "b"]})
-    >>> p = parse_formula("y ~ x + (1|g)")
-    >>> spec = ModelSpec(p, default_priors(p, df), {}, "gaussian")
-    >>> compiled_inputs(spec, build_tree(spec, build_design(df, p))).names
+    >>> plan = make_plan({"formula": "y ~ x + (1|g)"}, df)
+    >>> compiled_inputs(plan, build_tree(plan)).names
     ['sigma', '1|g_sigma']
     """
     import importlib.util
@@ -147,7 +148,7 @@ def compiled_inputs(spec, tree):
         init.append(got[3])
         return ""
 
-    sigma_prior = spec.priors["sigma"]
+    sigma_prior = plan.priors["sigma"]
     sigma_fixed = _number(sigma_prior)
     sigma_index = -1
     if sigma_fixed is None:
@@ -168,7 +169,7 @@ def compiled_inputs(spec, tree):
                 scale_index.append(-1)
                 scale_fixed.append(float(fixed))
             else:
-                reason = add(f"{term}_sigma", spec.priors[term].args["sigma"])
+                reason = add(scale_name(term), plan.priors[term].args["sigma"])
                 if reason:
                     return reason
                 scale_index.append(len(names) - 1)
@@ -200,17 +201,15 @@ def compiled_inputs(spec, tree):
     return CompiledInputs(names, np.asarray(init, dtype=np.float64), args)
 
 
-def sample_compiled(
-    inputs: CompiledInputs, *, draws, tune, chains, target_accept, seed, progressbar, cores
-):
+def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
     """Sample the scales with nutpie on the compiled density.
 
     Parameters
     ----------
     inputs : CompiledInputs
         From :func:`compiled_inputs`.
-    draws, tune, chains, target_accept, seed, progressbar, cores
-        As for :func:`skhier.engine.sampling.sample_pymc_model`.
+    settings : SamplerSettings
+        How to sample (``sampler`` is not read: this is nutpie).
 
     Returns
     -------
@@ -219,8 +218,7 @@ def sample_compiled(
     """
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from skhier.engine._collapsed_numba import log_density
-    from skhier.engine.sampling import _sample_nutpie
+    from skhier.engine._tree_numba import log_density
 
     args = inputs.args
     names = list(inputs.names)
@@ -253,13 +251,4 @@ def sample_compiled(
         names,
         make_initial_point_fn=initial_point,
     )
-    return _sample_nutpie(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        target_accept=target_accept,
-        seed=seed,
-        progressbar=progressbar,
-        cores=cores,
-    )
+    return sample_nutpie(model, settings)

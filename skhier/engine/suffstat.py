@@ -15,11 +15,14 @@ import time
 
 import numpy as np
 
+from skhier._names import dim_name, scale_name
 from skhier.design import Design, cell_statistics
-from skhier.engine.sampling import sample_pymc_model
+from skhier.engine.base import EngineFit, SamplerSettings, gaussian_suffstat_why_not, register
+from skhier.engine.samplers import sample_pymc_model
 from skhier.formula import INTERCEPT
+from skhier.priors import to_pymc
 
-__all__ = ["cell_index", "choose_parametrization", "build_suffstat_model", "fit_suffstat"]
+__all__ = ["SuffstatEngine", "cell_index", "choose_parametrization", "build_suffstat_model"]
 
 logger = logging.getLogger("skhier")
 
@@ -63,7 +66,7 @@ def cell_index(design: Design):
     )
 
 
-def choose_parametrization(design: Design, spec, requested: str) -> dict[str, str]:
+def choose_parametrization(plan, requested="auto") -> dict[str, str]:
     """Centered or non-centered, per group term.
 
     With ``requested="auto"``, a term is centered when the data inform one group's coefficient
@@ -75,11 +78,9 @@ def choose_parametrization(design: Design, spec, requested: str) -> dict[str, st
 
     Parameters
     ----------
-    design : Design
-        The data's design.
-    spec : ModelSpec
-        The model.
-    requested : {"auto", "centered", "noncentered"} or dict
+    plan : FitPlan
+        The plan.
+    requested : {"auto", "centered", "noncentered"} or dict, default="auto"
         The user's choice, or an explicit choice per term name.
 
     Returns
@@ -87,7 +88,8 @@ def choose_parametrization(design: Design, spec, requested: str) -> dict[str, st
     dict of str to str
         Term name to ``"centered"`` or ``"noncentered"``.
     """
-    terms = spec.parsed.group_terms
+    design, parsed = plan.design, plan.parsed
+    terms = parsed.group_terms
     if isinstance(requested, dict):
         return {t.name: requested.get(t.name, "noncentered") for t in terms}
     if requested != "auto":
@@ -95,7 +97,7 @@ def choose_parametrization(design: Design, spec, requested: str) -> dict[str, st
     cols = [
         design.columns.index(c)
         for c in design.columns
-        if c in spec.parsed.common or (c == INTERCEPT and spec.parsed.intercept)
+        if c in parsed.common or (c == INTERCEPT and parsed.intercept)
     ]
     resid = design.y
     if cols:
@@ -115,15 +117,13 @@ def choose_parametrization(design: Design, spec, requested: str) -> dict[str, st
     return out
 
 
-def build_suffstat_model(spec, design, choice):
+def build_suffstat_model(plan, choice):
     """Build the PyMC model of the sufficient-statistics engine (every coefficient sampled).
 
     Parameters
     ----------
-    spec : ModelSpec
-        The model (Gaussian, plain terms, Normal priors on coefficients).
-    design : Design
-        The data's design.
+    plan : FitPlan
+        The plan (Gaussian, plain terms, Normal priors on coefficients).
     choice : dict of str to str
         ``"centered"`` or ``"noncentered"`` per group term (see
         :func:`choose_parametrization`).
@@ -137,8 +137,7 @@ def build_suffstat_model(spec, design, choice):
     import pymc as pm
     import pytensor.tensor as pt
 
-    from skhier.engine.fit import _pymc_dist, dim_name
-
+    design, parsed = plan.design, plan.parsed
     cells, n_cells, cell_codes = cell_index(design)
     stats = cell_statistics(design.W, design.y, cells, n_cells)
     q = len(design.columns)
@@ -146,19 +145,19 @@ def build_suffstat_model(spec, design, choice):
         dim_name(f): np.asarray(design.factors[f].labels, dtype=object) for f in design.factors
     }
     with pm.Model(coords=coords) as model:
-        sigma = _pymc_dist("sigma", spec.priors["sigma"])
+        sigma = to_pymc("sigma", plan.priors["sigma"])
         gamma = [pt.zeros((n_cells,)) for _ in range(q)]
         for k, c in enumerate(design.columns):
-            if c in spec.parsed.common or (c == INTERCEPT and spec.parsed.intercept):
-                prior = spec.priors[c]
+            if c in parsed.common or (c == INTERCEPT and parsed.intercept):
+                prior = plan.priors[c]
                 beta = pm.Normal(c, mu=prior.args.get("mu", 0.0), sigma=prior.args["sigma"])
                 gamma[k] = gamma[k] + beta
-        for t in spec.parsed.group_terms:
+        for t in parsed.group_terms:
             dim = dim_name(t.factor)
-            if t.name in spec.fixed_tau:
-                tau = float(spec.fixed_tau[t.name])
+            if t.name in plan.fixed_tau:
+                tau = float(plan.fixed_tau[t.name])
             else:
-                tau = _pymc_dist(f"{t.name}_sigma", spec.priors[t.name].args["sigma"])
+                tau = to_pymc(scale_name(t.name), plan.priors[t.name].args["sigma"])
             if choice[t.name] == "centered":
                 b = pm.Normal(t.name, mu=0.0, sigma=tau, dims=dim)
             else:
@@ -182,58 +181,78 @@ def build_suffstat_model(spec, design, choice):
     return model
 
 
-def fit_suffstat(
-    spec,
-    design,
-    *,
-    parametrization="auto",
-    sampler,
-    draws,
-    tune,
-    chains,
-    target_accept,
-    seed,
-    progressbar,
-    cores,
-):
-    """Fit a Gaussian model with explicit coefficients and a per-cell likelihood.
+class SuffstatEngine:
+    """Gaussian models with crossed factors: every coefficient sampled, per-cell likelihood.
 
-    Parameters
-    ----------
-    spec : ModelSpec
-        The model (Gaussian, plain terms, Normal priors on coefficients).
-    design : Design
-        The data's design.
-    parametrization : {"auto", "centered", "noncentered"}, default="auto"
-        Per-term choice (see :func:`choose_parametrization`).
-    sampler, draws, tune, chains, target_accept, seed, progressbar, cores
-        As for :func:`skhier.engine.sampling.sample_pymc_model`.
-
-    Returns
-    -------
-    model : pymc.Model
-        The model.
-    idata : arviz.InferenceData
-        Posterior under Bambi's names.
-    timing : dict
-        Seconds spent sampling.
-    choice : dict
-        Parametrization of each group term.
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "g": list("aabb"), "b": list("uvuv")})
+    >>> SuffstatEngine().why_not(make_plan({"formula": "y ~ (1|g) + (1|b)"}, df)) is None
+    True
     """
-    choice = choose_parametrization(design, spec, parametrization)
-    model = build_suffstat_model(spec, design, choice)
-    t0 = time.perf_counter()
-    idata = sample_pymc_model(
-        model,
-        sampler=sampler,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        target_accept=target_accept,
-        seed=seed,
-        progressbar=progressbar,
-        cores=cores,
-    )
-    drop = [v for v in idata.posterior.data_vars if v.endswith("_offset")]
-    idata.posterior = idata.posterior.drop_vars(drop)
-    return model, idata, {"sampling": time.perf_counter() - t0}, choice
+
+    name = "suffstat"
+    default_target_accept = 0.8
+    switches_parametrization = True
+
+    def why_not(self, plan) -> str | None:
+        """Say why the plan's likelihood is not a Gaussian of per-cell sums (None when it is).
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan.
+
+        Returns
+        -------
+        str or None
+            The reason.
+        """
+        return gaussian_suffstat_why_not(plan)
+
+    def build(self, plan, parametrization="auto"):
+        """Build the PyMC model (see :func:`build_suffstat_model`).
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan.
+        parametrization : str or dict, default="auto"
+            Per-term choice (see :func:`choose_parametrization`).
+
+        Returns
+        -------
+        pymc.Model
+            The model.
+        """
+        return build_suffstat_model(plan, choose_parametrization(plan, parametrization))
+
+    def fit(self, plan, settings: SamplerSettings, parametrization="auto") -> EngineFit:
+        """Sample every coefficient with NUTS.
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan.
+        settings : SamplerSettings
+            How to sample.
+        parametrization : str or dict, default="auto"
+            Per-term choice (see :func:`choose_parametrization`).
+
+        Returns
+        -------
+        EngineFit
+            Posterior under Bambi's names (the non-centered offsets dropped).
+        """
+        choice = choose_parametrization(plan, parametrization)
+        model = build_suffstat_model(plan, choice)
+        t0 = time.perf_counter()
+        idata = sample_pymc_model(model, settings)
+        drop = [v for v in idata.posterior.data_vars if v.endswith("_offset")]
+        idata.posterior = idata.posterior.drop_vars(drop)
+        return EngineFit(model, idata, {"sampling": time.perf_counter() - t0}, choice)
+
+
+register(SuffstatEngine())

@@ -1,4 +1,4 @@
-"""Collapsed Gaussian engine: group coefficients integrated out exactly along the tree of levels.
+"""Collapsed Gaussian algebra: group coefficients integrated out exactly along the tree of levels.
 
 For a Gaussian likelihood with identity link, given the residual scale ``sigma`` and the group
 scales ``tau``, every coefficient (common and group-specific) is jointly Gaussian. When the
@@ -19,10 +19,11 @@ log density, one value per node) and on NumPy arrays (the exact draws, shape (dr
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from skhier._parallel import n_threads as n_threads_now
 
 __all__ = ["TreeLevel", "TreeModel", "log_marginal", "draw_coefficients"]
 
@@ -430,7 +431,7 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_thr
     chunk : int, default=256
         Draws processed at once (bounds the memory).
     n_threads : int or None, default=None
-        Threads working on chunks at once (None: every core).
+        Threads working on chunks at once (None: :func:`skhier._parallel.n_threads`).
 
     Returns
     -------
@@ -477,7 +478,7 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_thr
             groups,
         )
 
-    workers = max(1, min(n_threads or os.cpu_count() or 1, len(starts)))
+    workers = max(1, min(n_threads or n_threads_now(), len(starts)))
     if workers == 1:
         for i in range(len(starts)):
             work(i)

@@ -6,14 +6,14 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from skhier.design import build_design
-from skhier.engine._collapsed_numba import log_density, log_marginal_grad
-from skhier.engine.collapsed import log_marginal
+from skhier.engine._tree_numba import log_density, log_marginal_grad
+from skhier.engine.collapsed import build_collapsed_model, build_tree
 from skhier.engine.compiled import compiled_inputs
-from skhier.engine.fit import ModelSpec, build_collapsed_model, build_tree, pooled_spec
+from skhier.engine.tree import log_marginal
 from skhier.formula import parse_formula
 from skhier.priors import Prior
-from tests.test_collapsed import nested_frame
+from tests.helpers import plan_with_priors
+from tests.engine.test_tree import nested_frame
 
 FORMULAS = [
     "y ~ 1 + x + (1|g) + (x|g:s)",  # two columns, two coefficients at the finest level
@@ -45,14 +45,8 @@ def make(formula, seed=0, pooling="partial"):
         priors[c] = Prior("Normal", {"mu": float(rng.normal()), "sigma": float(rng.uniform(1, 2))})
     for i, t in enumerate(p.group_terms):
         priors[t.name] = Prior("Normal", {"mu": 0.0, "sigma": SCALE_PRIORS[(i + seed) % 7]})
-    if pooling == "partial":
-        spec = ModelSpec(p, priors, {}, "gaussian")
-    else:
-        column = p.group_terms[-1].column
-        spec = pooled_spec(p, priors, pooling, column, p.group_terms[-1].factor, "gaussian")
-        p = spec.parsed
-    tree = build_tree(spec, build_design(df, p))
-    return spec, tree
+    plan = plan_with_priors(df, formula, priors, pooling)
+    return plan, build_tree(plan)
 
 
 def graph_reference(tree, inputs):
@@ -76,8 +70,8 @@ def graph_reference(tree, inputs):
 @pytest.mark.parametrize("formula", FORMULAS)
 @pytest.mark.parametrize("scale", [1.0, 1e-5, 30.0])
 def test_log_marginal_and_gradient_equal_the_graph(formula, scale):
-    spec, tree = make(formula)
-    inputs = compiled_inputs(spec, tree)
+    plan, tree = make(formula)
+    inputs = compiled_inputs(plan, tree)
     rng = np.random.default_rng(1)
     theta = rng.uniform(0.3, 1.5, size=len(inputs.names))
     theta[1:] *= scale  # group scales near zero or large
@@ -89,8 +83,8 @@ def test_log_marginal_and_gradient_equal_the_graph(formula, scale):
 
 @pytest.mark.parametrize("formula", ["y ~ 0 + x:(1|g/s)", "y ~ 1 + x + (1|g) + (x|g:s)"])
 def test_no_pooling_fixed_scales(formula):
-    spec, tree = make(formula, pooling="none")
-    inputs = compiled_inputs(spec, tree)
+    plan, tree = make(formula, pooling="none")
+    inputs = compiled_inputs(plan, tree)
     # the ranked column's scale is fixed at its prior sd, not sampled
     assert not any(name.startswith("x|") for name in inputs.names)
     assert "sigma" in inputs.names
@@ -113,9 +107,9 @@ def test_no_pooling_fixed_scales(formula):
 )
 def test_log_density_equals_the_pymc_model(formula, seed):
     """Priors (every supported family), log transform and Jacobian, as PyMC writes them."""
-    spec, tree = make(formula, seed=seed)
-    inputs = compiled_inputs(spec, tree)
-    model = build_collapsed_model(spec, tree)
+    plan, tree = make(formula, seed=seed)
+    inputs = compiled_inputs(plan, tree)
+    model = build_collapsed_model(plan, tree)
     assert [v.name for v in model.value_vars] == [f"{n}_log__" for n in inputs.names]
     logp = model.compile_logp(jacobian=True, mode="FAST_COMPILE")
     dlogp = model.compile_dlogp(jacobian=True, mode="FAST_COMPILE")
@@ -132,14 +126,14 @@ def test_log_density_equals_the_pymc_model(formula, seed):
 
 
 def test_unknown_priors_fall_back_with_a_reason():
-    spec, tree = make("y ~ 0 + x:(1|g/s)")
-    spec.priors["x|g"] = Prior("Normal", {"mu": 0.0, "sigma": Prior("Uniform", {"lower": 0.0,
+    plan, tree = make("y ~ 0 + x:(1|g/s)")
+    plan.priors["x|g"] = Prior("Normal", {"mu": 0.0, "sigma": Prior("Uniform", {"lower": 0.0,
                                                                               "upper": 2.0})})
-    assert "Uniform" in compiled_inputs(spec, tree)
-    spec.priors["x|g"] = Prior(
+    assert "Uniform" in compiled_inputs(plan, tree)
+    plan.priors["x|g"] = Prior(
         "Normal", {"mu": 0.0, "sigma": Prior("HalfNormal", {"sigma": Prior("HalfNormal", {})})}
     )
-    assert "hyperpriors" in compiled_inputs(spec, tree)
+    assert "hyperpriors" in compiled_inputs(plan, tree)
 
 
 def test_fit_uses_the_compiled_density_and_matches_the_graph(forum_sim, monkeypatch):
@@ -152,7 +146,7 @@ def test_fit_uses_the_compiled_density_and_matches_the_graph(forum_sim, monkeypa
     kw = dict(formula=FORUM, level="sgRNA", random_state=2, on_fail="ignore", draws=1000)
     fast = HierarchicalRanker(**kw).fit(df)
     assert fast.diagnostics_.info["attempts"][0]["log_density"] == "compiled"
-    monkeypatch.setattr(compiled, "compiled_inputs", lambda spec, tree: "forced by the test")
+    monkeypatch.setattr(compiled, "compiled_inputs", lambda plan, tree: "forced by the test")
     graph = HierarchicalRanker(**kw).fit(df)
     assert graph.diagnostics_.info["attempts"][0]["log_density"] == "pytensor"
     a, b = fast.rank_, graph.rank_.loc[fast.rank_.index]

@@ -6,7 +6,7 @@ import pytest
 
 from skhier import HierarchicalRanker
 from skhier.design import build_design
-from skhier.engine.fit import ModelSpec
+from skhier.plan import make_plan
 from skhier.engine.suffstat import cell_index, choose_parametrization
 from skhier.formula import parse_formula
 from skhier.priors import default_priors
@@ -41,14 +41,13 @@ def test_auto_parametrization_follows_information(crossed):
     # 160 replicate groups of 2 rows with no effect: data-poor -> non-centered.
     df = crossed.assign(rep=[f"r{i // 2}" for i in range(len(crossed))])
     p = parse_formula("y ~ 1 + x + (0 + x|gene) + (1|rep)")
-    spec = ModelSpec(p, default_priors(p, df), {}, "gaussian")
-    d = build_design(df, p)
-    assert choose_parametrization(d, spec, "auto") == {"x|gene": "centered", "1|rep": "noncentered"}
-    assert choose_parametrization(d, spec, "noncentered") == {
+    plan = make_plan({"formula": p.formula}, df)
+    assert choose_parametrization(plan, "auto") == {"x|gene": "centered", "1|rep": "noncentered"}
+    assert choose_parametrization(plan, "noncentered") == {
         "x|gene": "noncentered",
         "1|rep": "noncentered",
     }
-    assert choose_parametrization(d, spec, {"x|gene": "centered"})["1|rep"] == "noncentered"
+    assert choose_parametrization(plan, {"x|gene": "centered"})["1|rep"] == "noncentered"
 
 
 def test_crossed_model_uses_suffstat_and_agrees_with_bambi(crossed):

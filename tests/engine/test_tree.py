@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 from scipy.stats import multivariate_normal
 
-from skhier.design import build_design
-from skhier.engine.collapsed import draw_coefficients, log_marginal
-from skhier.engine.fit import ModelSpec, build_tree
+from skhier.engine.collapsed import build_tree
+from skhier.engine.tree import draw_coefficients, log_marginal
 from skhier.formula import parse_formula
 from skhier.priors import Prior
+from tests.helpers import plan_with_priors
 
 
 def nested_frame(seed=1):
@@ -32,14 +32,15 @@ FORMULAS = [
 def setup(formula):
     df = nested_frame()
     p = parse_formula(formula)
-    d = build_design(df, p)
     priors = {"sigma": Prior("HalfNormal", {"sigma": 1.0})}
     rng = np.random.default_rng(3)
     for c in p.common + (("Intercept",) if p.intercept else ()):
         priors[c] = Prior("Normal", {"mu": float(rng.normal()), "sigma": float(rng.uniform(1, 2))})
     tau = {t.name: float(rng.uniform(0.2, 0.9)) for t in p.group_terms}
-    tree = build_tree(ModelSpec(p, priors, {}, "gaussian"), d)
-    return df, p, d, tree, tau
+    for t in p.group_terms:
+        priors[t.name] = Prior("Normal", {"mu": 0.0, "sigma": Prior("HalfNormal", {"sigma": 1.0})})
+    plan = plan_with_priors(df, formula, priors)
+    return df, p, plan.design, build_tree(plan), tau
 
 
 def dense(d, tree, tau, sigma):
