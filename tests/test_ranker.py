@@ -29,7 +29,7 @@ def test_fitted_attributes(forum_fit):
     r = forum_fit
     assert r.formula_ == "Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)"
     assert r.engine_ == "collapsed"
-    assert r.level_ == "gene" and r.term_ == "H0"
+    assert r.level_ == "gene" and r.column_ == "H0"
     assert set(RANK_COLUMNS) <= set(r.rank_.columns)
     assert r.rank_.shape[0] == 5
     assert r.rank_["rank"].tolist() == [1, 2, 3, 4, 5]
