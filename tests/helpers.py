@@ -1,4 +1,4 @@
-"""Shared test helpers: the forum's formula and cheap sampler settings (importable, not fixtures)."""
+"""Shared test helpers: the forum formula, cheap sampler settings, plans with exact priors."""
 
 FORUM = "Ht ~ 0 + H0:(1|gene/sgRNA)"
 

@@ -12,8 +12,8 @@ from skhier.engine.compiled import compiled_inputs
 from skhier.engine.tree import log_marginal
 from skhier.formula import parse_formula
 from skhier.priors import Prior
-from tests.helpers import plan_with_priors
 from tests.engine.test_tree import nested_frame
+from tests.helpers import plan_with_priors
 
 FORMULAS = [
     "y ~ 1 + x + (1|g) + (x|g:s)",  # two columns, two coefficients at the finest level

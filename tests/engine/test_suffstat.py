@@ -6,10 +6,9 @@ import pytest
 
 from skhier import HierarchicalRanker
 from skhier.design import build_design
-from skhier.plan import make_plan
 from skhier.engine.suffstat import cell_index, choose_parametrization
 from skhier.formula import parse_formula
-from skhier.priors import default_priors
+from skhier.plan import make_plan
 
 CROSSED = "y ~ 1 + x + (0 + x|gene) + (1|batch)"
 
