@@ -20,9 +20,9 @@ Kernels
   P(rank <= k), order statistics of the ranks and the Besag simultaneous-band depths; rank
   probabilities; Monte Carlo standard errors).
 
-Every kernel is a compiled ``nogil`` function over a range of work items, run on as many
-threads as numba would use (``NUMBA_NUM_THREADS``, or ``numba.set_num_threads``) by a small thread
-pool with dynamic scheduling.
+Every kernel is a compiled ``nogil`` function over a range of work items, run by skhier's small
+thread pool with dynamic scheduling on as many threads as ``n_jobs`` allows
+(:func:`skhier._parallel.thread_limit`; every core by default).
 
 The 512-bit trap
 ----------------
@@ -58,11 +58,12 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from skhier._parallel import n_threads as thread_count
+from skhier._parallel import parallel_for
 
 logger = logging.getLogger("skhier")
 
@@ -157,67 +158,14 @@ _S22 = np.uint64(22)
 
 
 # Parallelism: every kernel is a compiled ``nogil`` function over a range of work items (tiles,
-# draw groups, groups), and :func:`_parallel` runs ranges of items on a small thread pool with
-# dynamic scheduling (a shared counter), one thread per numba thread (both cores here). This
+# draw groups, groups), and :func:`skhier._parallel.parallel_for` runs ranges of items on a small
+# thread pool with dynamic scheduling (a shared counter), as many threads as ``n_jobs`` allows
+# (:func:`skhier._parallel.n_threads`; both cores here by default). This
 # replaces ``prange``: numba compiles each ``parallel=True`` function by re-linking and
 # re-optimizing everything it calls (2-5 s per kernel and output type; 46 s of CPU for a cold
 # cache, against about 20 s now), its workqueue threading layer aborts the process when two user
 # threads launch kernels at once, and static ``prange`` chunks cannot rebalance when another
 # process takes a core.
-
-_POOL = None
-_POOL_SIZE = 0
-_POOL_LOCK = threading.Lock()
-
-
-def _threads():
-    """Numba's thread count, without starting numba's own thread pool just to ask."""
-    from numba.np.ufunc import parallel
-
-    if getattr(parallel, "_is_initialized", True):  # set_num_threads may have been used
-        return max(1, numba.get_num_threads())
-    return max(1, numba.config.NUMBA_NUM_THREADS)
-
-
-def _get_pool(n):
-    global _POOL, _POOL_SIZE
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < n:
-            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="skhier")
-            _POOL_SIZE = n
-        return _POOL
-
-
-def _parallel(worker, n_items, *args, n_threads=None, batch=None):
-    """Run ``worker(lo, hi, tid, *args)`` over ``range(n_items)`` on ``n_threads`` threads.
-
-    Items are handed out in batches from a shared counter (dynamic scheduling); ``tid`` in
-    ``0..n_threads-1`` identifies the thread (for per-thread accumulators). Exceptions propagate.
-    """
-    n_threads = _threads() if n_threads is None else n_threads
-    n_threads = max(1, min(n_threads, n_items))
-    if batch is None:
-        batch = max(1, -(-n_items // (8 * n_threads)))
-    if n_threads == 1:
-        if n_items > 0:
-            worker(0, n_items, 0, *args)
-        return
-    lock = threading.Lock()
-    state = [0]
-
-    def run(tid):
-        while True:
-            with lock:
-                lo = state[0]
-                state[0] = lo + batch
-            if lo >= n_items:
-                return
-            worker(lo, min(lo + batch, n_items), tid, *args)
-
-    pool = _get_pool(n_threads)
-    futures = [pool.submit(run, tid) for tid in range(n_threads)]
-    for future in futures:
-        future.result()
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,14 +327,14 @@ def rank_draws(x, better_small, out, mode):
         Number of non-finite values in each draw.
     """
     S, N = x.shape
-    n_threads = _threads()
+    n_threads = thread_count()
     tiecorr = np.zeros((n_threads, N), np.int64)
     ties = np.zeros(S, np.int64)
     bad = np.zeros(S, np.int64)
     n_groups = -(-S // DRAW_GROUP)
-    _parallel(
+    parallel_for(
         _rank_range, n_groups, x, bool(better_small), out, mode, tiecorr, ties, bad,
-        n_threads=n_threads,
+        threads=n_threads,
     )  # fmt: skip
     return tiecorr.sum(axis=0), ties, bad
 
@@ -422,7 +370,7 @@ def row_stats(R, n, m):
     sums = np.empty(n + 1, np.int64)
     vmin = np.zeros(n + 1, np.int64)  # the padding row (index n) is all zeros
     vmax = np.zeros(n + 1, np.int64)
-    _parallel(_row_stats_range, n, R, m, sums, vmin, vmax)
+    parallel_for(_row_stats_range, n, R, m, sums, vmin, vmax)
     return sums[:n], vmin, vmax
 
 
@@ -625,7 +573,7 @@ def dominance_tiles(
     of real draws in ``R``; ``vmin``/``vmax`` (from :func:`row_stats`) let blocks of pairs whose
     scores never cross be filled without comparisons.
     """
-    _parallel(
+    parallel_for(
         _dominance_range, tasks.shape[0], R, rows, cols, n_rows, n, tasks, T, layout, has_ties,
         out, kind, add, s_total, s_real, vmin, vmax,
     )  # fmt: skip
@@ -647,7 +595,7 @@ def _finalize_square_range(lo, hi, tid, out, n, tasks, T, s_total):
 
 def finalize_square(out, n, tasks, T, s_total):
     """Turn accumulated counts (``gt`` above, ``lt`` below the diagonal) into D, in place."""
-    _parallel(_finalize_square_range, tasks.shape[0], out, n, tasks, T, s_total)
+    parallel_for(_finalize_square_range, tasks.shape[0], out, n, tasks, T, s_total)
 
 
 @_jit(nogil=True, cache=True)
@@ -659,7 +607,7 @@ def _finalize_diff_range(lo, hi, tid, flat, s_total):
 
 def finalize_diff(flat, s_total):
     """Turn accumulated ``S + gt - lt`` into ``D = (S + gt - lt) / (2 S)``, in place."""
-    _parallel(_finalize_diff_range, flat.shape[0], flat, s_total)
+    parallel_for(_finalize_diff_range, flat.shape[0], flat, s_total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +675,7 @@ def value_stats(x, ref, hdi_prob, stats, counts):
     """
     S, N = x.shape
     inc = int(np.floor(hdi_prob * S))
-    _parallel(_value_range, -(-N // 8), x, ref, inc, stats, counts)
+    parallel_for(_value_range, -(-N // 8), x, ref, inc, stats, counts)
 
 
 @_jit(nogil=True, cache=True)
@@ -776,9 +724,9 @@ def rank_stats(V, top2, sums, ntop):
     inside every ``[r_(k), r_(S+1-k)]`` interval iff ``depth[s] >= k``.
     """
     N, S = V.shape
-    n_threads = _threads()
+    n_threads = thread_count()
     depth = np.full((n_threads, S), S + 1, np.int64)
-    _parallel(_rank_stats_range, N, V, top2, sums, ntop, depth, n_threads=n_threads)
+    parallel_for(_rank_stats_range, N, V, top2, sums, ntop, depth, threads=n_threads)
     return depth.min(axis=0)
 
 
@@ -814,7 +762,7 @@ def _order_stats_row(row, ks, out, i):
 
 def order_stats(V, ks, out):
     """``out[q, i]`` = the ``ks[q]``-th smallest (1-based) value of ``V[i]``."""
-    _parallel(_order_stats_range, V.shape[0], V, ks, out)
+    parallel_for(_order_stats_range, V.shape[0], V, ks, out)
 
 
 @_jit(nogil=True, cache=True)
@@ -843,7 +791,7 @@ def rank_histogram(V, A, use_ties, out, scale):
     With ties (``A`` of shape (N, S) holding the best position of each tie group), a tie group
     spanning positions ``a..b`` spreads its mass evenly over them (random tie-breaking).
     """
-    _parallel(_rank_histogram_range, V.shape[0], V, A, use_ties, out, scale)
+    parallel_for(_rank_histogram_range, V.shape[0], V, A, use_ties, out, scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -967,4 +915,4 @@ def mcse_rank_rows(V, threshold, indicator, n_chains, n_draws, max_lag, out):
     Rows that need more lags get ``-1`` and are recomputed by the caller with FFT autocovariances.
     Needs at least 4 draws per chain.
     """
-    _parallel(_mcse_range, V.shape[0], V, threshold, indicator, n_chains, n_draws, max_lag, out)
+    parallel_for(_mcse_range, V.shape[0], V, threshold, indicator, n_chains, n_draws, max_lag, out)
