@@ -24,8 +24,8 @@ def check_choice(name: str, value, choices) -> None:
         Parameter name.
     value : object
         Its value.
-    choices : sequence
-        Valid values.
+    choices : sequence of str or None
+        Valid values (None may be one of them).
 
     Examples
     --------
@@ -35,7 +35,7 @@ def check_choice(name: str, value, choices) -> None:
     ...
     ValueError: pooling='full' is not valid; choose one of ('partial', 'none').
     """
-    if not isinstance(value, str) or value not in choices:
+    if not (isinstance(value, str) or value is None) or value not in tuple(choices):
         raise ValueError(f"{name}={value!r} is not valid; choose one of {tuple(choices)}.")
 
 

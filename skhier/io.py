@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skhier._json import jsonable
+
 __all__ = ["SavedState", "write_state", "read_state", "params_to_json", "params_from_json"]
 
 logger = logging.getLogger("skhier")
@@ -45,7 +47,7 @@ def _prior_to_json(prior):
         return p
     return {
         "name": p.name,
-        "args": {k: _prior_to_json(v) if hasattr(v, "args") else _plain(v) for k, v in
+        "args": {k: _prior_to_json(v) if hasattr(v, "args") else jsonable(v) for k, v in
                  p.args.items()},
     }
 
@@ -59,14 +61,6 @@ def _prior_from_json(d):
         d["name"], {k: _prior_from_json(v) if isinstance(v, dict) else v for k, v in
                     d["args"].items()}
     )
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def params_to_json(params: dict) -> dict:
@@ -98,7 +92,7 @@ def params_to_json(params: dict) -> dict:
             )
             out[key] = None
         else:
-            out[key] = _plain(value)
+            out[key] = jsonable(value)
     return out
 
 

@@ -25,6 +25,7 @@ from skhier._names import COEF_LEVEL
 from skhier._parallel import resolve_n_jobs, thread_limit
 from skhier._validation import check_choice, check_number
 from skhier.design import build_factor, groups_table
+from skhier.diagnostics import ON_FAIL
 from skhier.effects import level_totals
 from skhier.engine import RetryPolicy, SamplerSettings, engine_names, fit_with_retries, get_engine
 from skhier.engine.samplers import check_sampler
@@ -51,7 +52,6 @@ __all__ = ["HierarchicalRanker", "save", "load"]
 logger = logging.getLogger("skhier")
 
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
-ON_FAIL = ("warn", "raise", "refit", "ignore")
 MISSING = ("raise", "drop")
 
 

@@ -1,4 +1,4 @@
-"""Tests for skhier.diagnostics: checks on designed pathologies, no sampler needed."""
+"""Tests for skhier.diagnostics.checks and .verdict: checks on designed pathologies."""
 
 import json
 import warnings
@@ -7,69 +7,16 @@ import arviz as az
 import numpy as np
 import pytest
 import sklearn.exceptions
-from scipy.signal import lfilter
 
-import skhier.diagnostics as dg
 from skhier.diagnostics import (
     ConvergenceError,
     ConvergenceWarning,
     Diagnostics,
     SamplerConvergenceWarning,
     check_diagnostics,
-    convergence_stats,
     diagnose,
 )
-
-C, D = 4, 1000
-
-
-def ar1(e, phi):
-    """Stationary AR(1) chains along axis 1 (unit marginal variance) driven by noise ``e``."""
-    out = np.empty_like(e)
-    out[:, 0] = e[:, 0]
-    out[:, 1:] = np.sqrt(1 - phi**2) * e[:, 1:]
-    return lfilter([1.0], [1.0, -phi], out, axis=1)
-
-
-def healthy_posterior(rng, chains=C, draws=D):
-    return {
-        "mu": rng.standard_normal((chains, draws)),
-        "tau": np.abs(rng.standard_normal((chains, draws))) + 0.5,
-        "theta": rng.standard_normal((chains, draws, 3)),
-    }
-
-
-def healthy_stats(rng, chains=C, draws=D, spelling="pymc"):
-    energy = rng.standard_normal((chains, draws)) + 10.0
-    div = np.zeros((chains, draws), dtype=bool)
-    if spelling == "pymc":
-        return {
-            "diverging": div,
-            "divergences": np.cumsum(np.ones((chains, draws), dtype=int), axis=1),  # ignored
-            "tree_depth": np.full((chains, draws), 3),
-            "reached_max_treedepth": np.zeros((chains, draws), dtype=bool),
-            "energy": energy,
-        }
-    if spelling == "nutpie":
-        return {
-            "diverging": div,
-            "depth": np.full((chains, draws), 3, dtype=np.uint64),
-            "maxdepth_reached": np.zeros((chains, draws), dtype=bool),
-            "energy": energy,
-            "tuning": np.zeros((chains, draws), dtype=bool),
-        }
-    if spelling == "numpyro":
-        return {
-            "diverging": div,
-            "tree_depth": np.full((chains, draws), 3),
-            "n_steps": np.full((chains, draws), 7),
-            "energy": energy,
-        }
-    raise ValueError(spelling)
-
-
-def make_idata(posterior, sample_stats=None, **kwargs):
-    return az.from_dict(posterior=posterior, sample_stats=sample_stats, **kwargs)
+from tests.diagnostics.posteriors import C, D, ar1, healthy_posterior, healthy_stats, make_idata
 
 
 @pytest.fixture
@@ -481,82 +428,6 @@ def test_to_dict_is_json_and_round_trips(failed):
 # ------------------------------------------------------------------------------------------
 
 
-def _cases():
-    rng = np.random.default_rng(7)
-    near = np.round(rng.standard_normal((4, 120, 6)), 1)
-    # values differing only in their last bits: packed-key clashes, swapped pairs and runs
-    near = near + rng.integers(0, 4, near.shape) * np.spacing(np.abs(near) + 1.0)
-    signed_zero = rng.choice([-0.0, 0.0, 1.0, -1.0], size=(4, 100, 3))
-    ulp_pairs = rng.standard_normal((4, 200, 5))  # isolated pairs one ulp apart: swapped keys
-    src = ulp_pairs[:2, :40]
-    step = rng.choice([-np.inf, np.nan, np.inf], size=src.shape)  # one ulp down, tie, up
-    ulp_pairs[2:, :40] = np.where(np.isnan(step), src, np.nextafter(src, step))
-    stuck = rng.standard_normal((4, 200, 4))
-    stuck[1] = 0.7
-    return {
-        "iid": rng.standard_normal((4, 200, 8)),
-        "ar_0.5": ar1(rng.standard_normal((4, 300)), 0.5)[..., None] * [1.0, 2.0],
-        "ar_0.9": np.stack([ar1(rng.standard_normal((4, 300)), 0.9) for _ in range(3)], -1),
-        "ar_0.995": ar1(rng.standard_normal((4, 400)), 0.995)[..., None],  # FFT path
-        "antithetic": ar1(rng.standard_normal((4, 200)), -0.6)[..., None],
-        "odd_draws": rng.standard_normal((3, 101, 4)),
-        "ties": rng.poisson(2.0, (4, 150, 4)).astype(float),
-        "binary": (rng.random((4, 100, 3)) < 0.05).astype(float),
-        "near_ties": near,
-        "signed_zero": signed_zero,
-        "ulp_pairs": ulp_pairs,
-        "stuck_chain": stuck,
-        "shifted": rng.standard_normal((4, 200, 3)) + np.arange(4)[:, None, None],
-        "heavy_tails": rng.standard_cauchy((4, 200, 3)),
-        "large_offset": 1e6 + rng.standard_normal((4, 200, 2)),
-        "two_chains": rng.standard_normal((2, 250, 3)),
-        "short": rng.standard_normal((2, 7, 2)),
-        "one_chain": rng.standard_normal((1, 200, 2)),
-    }
-
-
-CASES = _cases()
-
-
-@pytest.fixture
-def arviz_without_numba():
-    """ArviZ's numba variance is the one-pass formula, inexact with large offsets."""
-    enabled = az.Numba.numba_flag
-    az.Numba.disable_numba()
-    yield
-    if enabled:
-        az.Numba.enable_numba()
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_convergence_stats_match_arviz(name, arviz_without_numba):
-    x = CASES[name]
-    idata = az.from_dict(posterior={"x": x})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # arviz on degenerate inputs
-        ref = {
-            "ess_bulk": az.ess(idata, method="bulk")["x"].values,
-            "ess_tail": az.ess(idata, method="tail")["x"].values,
-            "r_hat": az.rhat(idata)["x"].values,
-            "mcse_mean": az.mcse(idata)["x"].values,
-        }
-    mine = convergence_stats(x)
-    for key, expected in ref.items():
-        np.testing.assert_allclose(mine[key], expected, rtol=1e-9, atol=0, err_msg=key)
-    np.testing.assert_allclose(mine["mean"], x.mean(axis=(0, 1)))
-    np.testing.assert_allclose(mine["sd"], x.reshape(-1, x.shape[2]).std(axis=0, ddof=1))
-
-
-def test_exact_sort_path_matches_arviz(monkeypatch, arviz_without_numba):
-    # with more than 2**20 draws no column index fits in a packed key: argsort everywhere
-    monkeypatch.setattr(dg, "_index_bits", lambda n: 21)
-    for name in ("iid", "ties", "signed_zero", "odd_draws"):
-        x = CASES[name]
-        idata = az.from_dict(posterior={"x": x})
-        mine = convergence_stats(x)
-        np.testing.assert_allclose(mine["ess_bulk"], az.ess(idata)["x"].values, rtol=1e-9)
-        np.testing.assert_allclose(mine["r_hat"], az.rhat(idata)["x"].values, rtol=1e-9)
-
 
 def test_diagnose_table_matches_arviz_summary(rng):
     post = {"a": ar1(rng.standard_normal((4, 400)), 0.7), "b": rng.standard_normal((4, 400, 2))}
@@ -567,26 +438,3 @@ def test_diagnose_table_matches_arviz_summary(rng):
         np.testing.assert_allclose(table[col].to_numpy(), ref[col].to_numpy(), rtol=1e-9)
     assert list(table.index) == list(ref.index)
 
-
-def test_chunks_and_threads_agree(monkeypatch):
-    x = CASES["ar_0.9"]
-    x = np.concatenate([x, x * 2.0, x + 1.0], axis=2)
-    whole = convergence_stats(x)
-    monkeypatch.setattr(dg, "_CHUNK_ELEMENTS", 2 * x.shape[0] * x.shape[1])  # 2 per block
-    for n_jobs in (1, 2, -1):
-        parts = convergence_stats(x, n_jobs=n_jobs)
-        for key in whole:
-            np.testing.assert_allclose(parts[key], whole[key], rtol=1e-12, err_msg=key)
-
-
-def test_convergence_stats_shapes_and_errors():
-    rng = np.random.default_rng(0)
-    out = convergence_stats(rng.standard_normal((2, 50, 3, 4)))
-    assert all(v.shape == (3, 4) for v in out.values())
-    assert convergence_stats(rng.standard_normal((2, 50)))["r_hat"].shape == ()
-    with pytest.raises(ValueError, match="n_chains, n_draws"):
-        convergence_stats(np.zeros(5))
-    x = rng.standard_normal((2, 50, 2))
-    x[0, 3, 1] = np.inf
-    out = convergence_stats(x)
-    assert np.isfinite(out["r_hat"][0]) and np.isnan(out["r_hat"][1])
