@@ -122,7 +122,7 @@ def worker(args):
     info = {"method": method}
     if method.startswith("skhier"):
         import skhier
-        from skhier import _kernels
+        from skhier.ranking import _kernels
 
         info["vector_width"] = _kernels.VECTOR_WIDTH
         small = x[:, :64, :300]

@@ -5,8 +5,8 @@ Usage::
     python benchmarks/bench_ranking.py              # N=2,000 groups x 4 chains x 1,000 draws
     python benchmarks/bench_ranking.py --n 13000    # the sgRNA level
 
-Each output is timed with the compiled engine (``engine="numba"``, kernels loaded from the cache
-or compiled before timing) and with the numpy reference engine of the same function, in the same
+Each output is timed with the compiled backend (``backend="numba"``, kernels loaded from the cache
+or compiled before timing) and with the numpy reference backend of the same function, in the same
 run, on the same input; the table shows both and the ratio. Times are the best of ``--repeat``
 calls (the machine is shared; the load average is printed). The target is a rank table at
 N = 2,000 in well under a second.
@@ -55,15 +55,17 @@ def main():
     ref = x.mean(axis=-1)  # a per-draw reference, like the population slope
 
     cases = {
-        "rank_table": lambda e: rk.rank_table(x, labels, top_k=args.top_k, reference=ref, engine=e),
-        "draw_ranks": lambda e: rk.draw_ranks(x, engine=e),
-        "rank_probabilities": lambda e: rk.rank_probabilities(x, engine=e),
-        f"dominance top_k={args.top_k}": lambda e: rk.dominance(x, top_k=args.top_k, engine=e),
+        "rank_table": lambda e: rk.rank_table(
+            x, labels, top_k=args.top_k, reference=ref, backend=e
+        ),
+        "draw_ranks": lambda e: rk.draw_ranks(x, backend=e),
+        "rank_probabilities": lambda e: rk.rank_probabilities(x, backend=e),
+        f"dominance top_k={args.top_k}": lambda e: rk.dominance(x, top_k=args.top_k, backend=e),
     }
     small = x[:, :40, :50]
-    rk.rank_table(small, engine="numba")  # load or compile the kernels before timing
-    rk.rank_probabilities(small, engine="numba")
-    rk.dominance(small, top_k=5, engine="numba")
+    rk.rank_table(small, backend="numba")  # load or compile the kernels before timing
+    rk.rank_probabilities(small, backend="numba")
+    rk.dominance(small, top_k=5, backend="numba")
 
     print(f"ranking benchmark: N={args.n:,} groups x S={S:,} draws ({args.chains} chains)")
     load0 = os.getloadavg()[0]
@@ -75,11 +77,11 @@ def main():
         base = best_time(lambda c=case: c("numpy"), 1 if args.n > 5000 else args.repeat)
         rows.append((name, fast, base))
         print(f"  ... {name}: {fast:.3f} s", flush=True)
-    a = rk.rank_table(x, labels, top_k=args.top_k, reference=ref, engine="numba")
-    b = rk.rank_table(x, labels, top_k=args.top_k, reference=ref, engine="numpy")
+    a = rk.rank_table(x, labels, top_k=args.top_k, reference=ref, backend="numba")
+    b = rk.rank_table(x, labels, top_k=args.top_k, reference=ref, backend="numpy")
     diff = float(np.nanmax(np.abs(a.to_numpy(float) - b.to_numpy(float))))
     print()
-    header = f"{'output':<24} {'skhier [s]':>11} {'numpy engine [s]':>17} {'speed-up':>9}"
+    header = f"{'output':<24} {'skhier [s]':>11} {'numpy backend [s]':>17} {'speed-up':>9}"
     print(header)
     print("-" * len(header))
     for name, fast, base in rows:

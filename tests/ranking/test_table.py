@@ -1,13 +1,17 @@
 """Tests of the ranking math: rank tables, dominance, rank probabilities (no sampling)."""
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import skhier
 from skhier import ranking as rk
+from skhier.diagnostics import mcse_mean
+from skhier.ranking.table import _svalues
 
-ENGINES = ["numpy", "numba"]
+BACKENDS = ["numpy", "numba"]
 
 COLUMNS = [
     "rank",
@@ -41,13 +45,13 @@ def draws_for(seed=0, shape=(4, 200, 30), rounded=False):
 # --------------------------------------------------------------------------------------------
 # expected rank <-> dominance identity, ranks
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("rounded", [False, True])
 @pytest.mark.parametrize("ascending", [False, True])
-def test_expected_rank_is_one_plus_column_sum(engine, rounded, ascending):
+def test_expected_rank_is_one_plus_column_sum(backend, rounded, ascending):
     x = draws_for(1, (3, 150, 40), rounded)
-    table = rk.rank_table(x, ascending=ascending, engine=engine)
-    D = rk.dominance(x, ascending=ascending, dtype=np.float64, engine=engine)
+    table = rk.rank_table(x, ascending=ascending, backend=backend)
+    D = rk.dominance(x, ascending=ascending, dtype=np.float64, backend=backend)
     assert D.index.equals(table.index)  # both ordered by expected rank
     colsum = D.to_numpy().sum(axis=0) - np.diag(D.to_numpy())  # sum over j != i of D[j, i]
     np.testing.assert_allclose(table["expected_rank"], 1.0 + colsum, rtol=0, atol=1e-9)
@@ -55,24 +59,24 @@ def test_expected_rank_is_one_plus_column_sum(engine, rounded, ascending):
     nan_diag = rk.dominance(x, ascending=ascending, diagonal=np.nan, dtype=np.float64)
     np.testing.assert_allclose(table["expected_rank"], 1.0 + nan_diag.sum(axis=0), atol=1e-9)
     # and both equal the mean of the per-draw average ranks
-    ranks = rk.draw_ranks(x, ascending=ascending, engine=engine)
+    ranks = rk.draw_ranks(x, ascending=ascending, backend=backend)
     er = pd.Series(ranks.reshape(-1, 40).mean(axis=0)).loc[table.index]
     np.testing.assert_allclose(table["expected_rank"], er, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_draw_ranks_average_ties(engine):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_draw_ranks_average_ties(backend):
     x = np.array([[0.5, 2.0, 0.5, -1.0], [3.0, 3.0, 3.0, 3.0], [-0.0, 0.0, 1.0, -2.0]])
     np.testing.assert_array_equal(
-        rk.draw_ranks(x, engine=engine),
+        rk.draw_ranks(x, backend=backend),
         [[2.5, 1.0, 2.5, 4.0], [2.5, 2.5, 2.5, 2.5], [2.5, 2.5, 1.0, 4.0]],
     )
     np.testing.assert_array_equal(
-        rk.draw_ranks(x, ascending=True, engine=engine),
+        rk.draw_ranks(x, ascending=True, backend=backend),
         [[2.5, 4.0, 2.5, 1.0], [2.5, 2.5, 2.5, 2.5], [2.5, 2.5, 4.0, 1.0]],
     )
     x3 = draws_for(2, (2, 30, 9), rounded=True)
-    assert rk.draw_ranks(x3, engine=engine).shape == x3.shape
+    assert rk.draw_ranks(x3, backend=backend).shape == x3.shape
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,10 +115,10 @@ def test_sucra_and_intervals_consistent():
     assert single[["rank", "expected_rank", "sucra", "p_top_k"]].iloc[0].tolist() == [1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_rank_intervals_and_p_top_k_by_hand(engine):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rank_intervals_and_p_top_k_by_hand(backend):
     x = draws_for(5, (2, 250, 12), rounded=True)
-    t = rk.rank_table(x, top_k=4, hdi_prob=0.8, engine=engine).sort_index()
+    t = rk.rank_table(x, top_k=4, hdi_prob=0.8, backend=backend).sort_index()
     ranks = rk.draw_ranks(x).reshape(-1, 12)
     S = ranks.shape[0]
     k = int(np.floor(S * 0.2 / 2))
@@ -127,11 +131,11 @@ def test_rank_intervals_and_p_top_k_by_hand(engine):
     assert ((ranks > t["rank_high"].to_numpy()).mean(axis=0) <= 0.1).all()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("joint_prob", [0.5, 0.9, 0.95])
-def test_joint_band_contains_draws_jointly(engine, joint_prob):
+def test_joint_band_contains_draws_jointly(backend, joint_prob):
     x = draws_for(6, (4, 250, 35), rounded=False)
-    t = rk.rank_table(x, joint_prob=joint_prob, engine=engine).sort_index()
+    t = rk.rank_table(x, joint_prob=joint_prob, backend=backend).sort_index()
     ranks = rk.draw_ranks(x).reshape(-1, 35)
     inside = (ranks >= t["joint_rank_low"].to_numpy()) & (ranks <= t["joint_rank_high"].to_numpy())
     coverage = inside.all(axis=1).mean()
@@ -174,30 +178,28 @@ def test_lfsr_svalue_p_gt_ref_by_hand():
 
 
 def test_svalues_with_ties():
-    np.testing.assert_allclose(rk._svalues([0.1, 0.0, 0.1, 0.4]), [0.2 / 3, 0.0, 0.2 / 3, 0.15])
+    np.testing.assert_allclose(_svalues([0.1, 0.0, 0.1, 0.4]), [0.2 / 3, 0.0, 0.2 / 3, 0.15])
 
 
 def test_hdi_matches_arviz():
-    az = pytest.importorskip("arviz")
     x = np.random.default_rng(7).gamma(2.0, size=(2, 500, 6)) * np.arange(1, 7)
-    t = rk.rank_table(x, top_k=1, hdi_prob=0.85, engine="numba").sort_index()
+    t = rk.rank_table(x, top_k=1, hdi_prob=0.85, backend="numba").sort_index()
     for i in range(6):
         lo, hi = az.hdi(x[:, :, i].ravel(), hdi_prob=0.85)
         assert t.loc[i, "hdi_low"] == pytest.approx(lo, abs=0)
         assert t.loc[i, "hdi_high"] == pytest.approx(hi, abs=0)
-    tn = rk.rank_table(x, top_k=1, hdi_prob=0.85, engine="numpy").sort_index()
+    tn = rk.rank_table(x, top_k=1, hdi_prob=0.85, backend="numpy").sort_index()
     np.testing.assert_array_equal(tn[["hdi_low", "hdi_high"]], t[["hdi_low", "hdi_high"]])
 
 
 def test_mcse_matches_arviz():
-    az = pytest.importorskip("arviz")
     rng = np.random.default_rng(8)
     iid = rng.normal(size=(3, 4, 250))
     ar = np.zeros((1, 4, 251))
     for t in range(1, 251):
         ar[..., t] = 0.8 * ar[..., t - 1] + rng.normal(size=(1, 4))
     for series in [*iid, ar[0]]:
-        ours = rk.mcse_mean(series.reshape(1, -1), *series.shape)[0]
+        ours = mcse_mean(series.reshape(1, -1), *series.shape)[0]
         theirs = np.asarray(az.mcse(series, method="mean")).item()
         assert ours == pytest.approx(theirs, rel=1e-8)
     # the rank-table MCSEs of rank summaries, on iid draws
@@ -213,15 +215,15 @@ def test_mcse_matches_arviz():
 
 @pytest.mark.parametrize("rounded", [False, True])
 @pytest.mark.parametrize("ascending", [False, True])
-def test_engines_agree(rounded, ascending):
+def test_backends_agree(rounded, ascending):
     x = draws_for(9, (2, 120, 50), rounded)
     kw = dict(ascending=ascending, top_k=7, reference=0.2)
-    a = rk.rank_table(x, engine="numpy", **kw)
-    b = rk.rank_table(x, engine="numba", **kw)
+    a = rk.rank_table(x, backend="numpy", **kw)
+    b = rk.rank_table(x, backend="numba", **kw)
     assert a.index.equals(b.index)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-12)
-    pa = rk.rank_probabilities(x, ascending=ascending, engine="numpy")
-    pb = rk.rank_probabilities(x, ascending=ascending, engine="numba")
+    pa = rk.rank_probabilities(x, ascending=ascending, backend="numpy")
+    pb = rk.rank_probabilities(x, ascending=ascending, backend="numba")
     pd.testing.assert_frame_equal(pa, pb, check_exact=False, rtol=1e-12, atol=1e-12)
 
 
@@ -246,8 +248,6 @@ def test_rank_probabilities(rounded):
 # functional API on InferenceData / DataArray / ndarray
 # --------------------------------------------------------------------------------------------
 def test_functional_api_inputs_agree():
-    az = pytest.importorskip("arviz")
-    xr = pytest.importorskip("xarray")
     x = draws_for(11, (2, 100, 6))
     genes = [f"gene{i}" for i in range(6)]
     idata = az.from_dict(
@@ -291,7 +291,6 @@ def test_functional_api_inputs_agree():
 
 
 def test_errors_are_clear():
-    az = pytest.importorskip("arviz")
     x = draws_for(12, (2, 20, 5))
     assert rk.rank_table(x).attrs["top_k"] == 5  # the default top_k=10 with N=5
     idata = az.from_dict(posterior={"beta": x, "tau": x[..., 0]})
@@ -308,12 +307,12 @@ def test_errors_are_clear():
     bad = x.copy()
     bad[1, 3, 2] = np.nan
     for func in (rk.rank_table, rk.dominance, rk.draw_ranks, rk.rank_probabilities):
-        for engine in ENGINES:
+        for backend in BACKENDS:
             with pytest.raises(ValueError, match=r"1 non-finite value\(s\) \(NaN or inf\)"):
-                func(bad, engine=engine)
+                func(bad, backend=backend)
     bad[1, 3, 2] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
-        rk.rank_table(bad, engine="numba")
+        rk.rank_table(bad, backend="numba")
     with pytest.raises(ValueError, match=r"top_k must be a positive integer.*got 0"):
         rk.dominance(x, top_k=0)
     with pytest.raises(ValueError, match=r"top_k must be a positive integer.*got 2.5"):
@@ -333,8 +332,8 @@ def test_errors_are_clear():
         rk.rank_table(x, labels=list("abc"), top_k=1)
     with pytest.raises(ValueError, match="unique"):
         rk.rank_table(x, labels=list("aabcd"), top_k=1)
-    with pytest.raises(ValueError, match="engine must be one of"):
-        rk.rank_table(x, top_k=1, engine="cuda")
+    with pytest.raises(ValueError, match=r"backend='cuda' is not valid; choose one of \('auto'"):
+        rk.rank_table(x, top_k=1, backend="cuda")
     with pytest.raises(ValueError, match="order must be"):
         rk.dominance(x, order="mean")
     with pytest.raises(ValueError, match="dtype must be"):
@@ -376,3 +375,18 @@ def test_calibration_conjugate_normal():
     assert inside_band / n_rep >= 0.8  # nominal 0.90 jointly, 60 replicates
     assert n_calls > 200
     assert wrong / n_calls <= 0.05
+
+
+@pytest.mark.parametrize(
+    "func", [rk.rank_table, rk.dominance, rk.draw_ranks, rk.rank_probabilities, rk.rank_posterior]
+)
+def test_old_engine_keyword_warns_and_still_works(func):
+    x = draws_for(shape=(2, 50, 6))
+    with pytest.warns(FutureWarning, match=r"engine=\.\.\.\) is deprecated.*use backend="):
+        old = func(x, engine="numpy")
+    new = func(x, backend="numpy")
+    pd.testing.assert_frame_equal(old, new) if isinstance(new, pd.DataFrame) else (
+        np.testing.assert_array_equal(old, new)
+    )
+    with pytest.raises(TypeError, match="both backend= and its old name engine="):
+        func(x, engine="numpy", backend="numpy")

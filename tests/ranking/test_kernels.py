@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from skhier import ranking as rk
-
-K = pytest.importorskip("skhier._kernels")
+from skhier.diagnostics import mcse_mean
+from skhier.ranking import _kernels as K
+from skhier.ranking import pairwise as dominance_module
+from skhier.ranking.table import _hdi_numpy, _mcse_ranks
 
 
 def brute_counts(draws, ascending=False):
@@ -53,14 +55,14 @@ SHAPES = [(1, 5, 1), (1, 7, 2), (2, 33, 3), (3, 21, 67), (2, 101, 130), (1, 37, 
 def test_kernel_matches_brute_force(shape, kind, ascending):
     rng = np.random.default_rng(sum(shape))
     x = make_draws(rng, shape, kind)
-    D = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, engine="numba")
+    D = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, backend="numba")
     ref = brute_dominance(x, ascending)
     np.testing.assert_allclose(D.to_numpy(), ref, rtol=0, atol=1e-15)
     # exact: the same float64 operations as the numpy reference path
-    D_np = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, engine="numpy")
+    D_np = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, backend="numpy")
     assert np.array_equal(D.to_numpy(), D_np.to_numpy())
     # counts are integer-exact
-    C = rk.dominance(x, ascending=ascending, order=None, counts=True, engine="numba")
+    C = rk.dominance(x, ascending=ascending, order=None, counts=True, backend="numba")
     gt, _ = brute_counts(x, ascending)
     np.fill_diagonal(gt, 0)
     assert C.to_numpy().dtype == np.uint16
@@ -71,7 +73,7 @@ def test_kernel_matches_brute_force(shape, kind, ascending):
 def test_symmetry_and_ties(kind):
     x = make_draws(np.random.default_rng(3), (2, 45, 70), kind)
     for dtype, tol in [(np.float64, 2e-16), (np.float32, 1e-7)]:
-        D = rk.dominance(x, dtype=dtype, engine="numba").to_numpy().astype(np.float64)
+        D = rk.dominance(x, dtype=dtype, backend="numba").to_numpy().astype(np.float64)
         off = ~np.eye(70, dtype=bool)
         np.testing.assert_allclose((D + D.T)[off], 1.0, rtol=0, atol=2 * tol)
         np.testing.assert_array_equal(np.diag(D), 0.5)
@@ -83,10 +85,10 @@ def test_symmetry_and_ties(kind):
 @pytest.mark.parametrize("order", ["rank", None])
 def test_top_k_rows_equal_full_rows(ascending, order):
     x = make_draws(np.random.default_rng(5), (2, 60, 150), "rounded")
-    full = rk.dominance(x, ascending=ascending, order=order, dtype=np.float64, engine="numba")
+    full = rk.dominance(x, ascending=ascending, order=order, dtype=np.float64, backend="numba")
     for k in (1, 7, 64, 150):
         top = rk.dominance(
-            x, ascending=ascending, order=order, top_k=k, dtype=np.float64, engine="numba"
+            x, ascending=ascending, order=order, top_k=k, dtype=np.float64, backend="numba"
         )
         assert top.shape == (k, 150)
         assert top.columns.equals(full.columns)
@@ -101,20 +103,20 @@ def test_top_k_rows_equal_full_rows(ascending, order):
 
 def test_condensed_is_upper_triangle():
     x = make_draws(np.random.default_rng(6), (2, 40, 97), "rounded")
-    full = rk.dominance(x, dtype=np.float64, engine="numba")
-    cond = rk.dominance(x, dtype=np.float64, condensed=True, engine="numba")
+    full = rk.dominance(x, dtype=np.float64, backend="numba")
+    cond = rk.dominance(x, dtype=np.float64, condensed=True, backend="numba")
     iu = np.triu_indices(97, 1)
     np.testing.assert_array_equal(cond.to_numpy(), full.to_numpy()[iu])
     assert cond.attrs["labels"] == full.index.tolist()
     i, j = 5, 40  # documented position formula
     assert cond.iloc[i * 97 - i * (i + 1) // 2 + j - i - 1] == full.iloc[i, j]
     xc = make_draws(np.random.default_rng(6), (2, 40, 97), "continuous")
-    cc = rk.dominance(xc, counts=True, condensed=True, engine="numba")
+    cc = rk.dominance(xc, counts=True, condensed=True, backend="numba")
     np.testing.assert_array_equal(
-        cc.to_numpy(), rk.dominance(xc, counts=True, engine="numba").to_numpy()[iu]
+        cc.to_numpy(), rk.dominance(xc, counts=True, backend="numba").to_numpy()[iu]
     )
     with pytest.raises(ValueError, match="ties"):
-        rk.dominance(x, counts=True, condensed=True, engine="numba")
+        rk.dominance(x, counts=True, condensed=True, backend="numba")
 
 
 @pytest.mark.parametrize("kind", ["continuous", "rounded"])
@@ -122,14 +124,14 @@ def test_multipass_and_subchunks_are_exact(monkeypatch, kind):
     """Draws split over several passes (small rank buffer) or inner chunks give the same D."""
     x = make_draws(np.random.default_rng(7), (3, 111, 77), kind)
     cases = [dict(), dict(counts=True), dict(top_k=9), dict(condensed=True)]
-    refs = [rk.dominance(x, dtype=np.float64, engine="numba", **kw) for kw in cases]
+    refs = [rk.dominance(x, dtype=np.float64, backend="numba", **kw) for kw in cases]
     for buffer, sub in [(78 * 2 * 48, 32_768), (10**9, 64), (78 * 2 * 96, 32)]:
-        monkeypatch.setattr(rk, "RANK_BUFFER_BYTES", buffer)
-        monkeypatch.setattr(rk, "MAX_SUBCHUNK", sub)
+        monkeypatch.setattr(dominance_module, "RANK_BUFFER_BYTES", buffer)
+        monkeypatch.setattr(dominance_module, "MAX_SUBCHUNK", sub)
         for kw, ref in zip(cases, refs, strict=True):
             if kind == "rounded" and "condensed" in kw and kw.get("counts"):
                 continue
-            got = rk.dominance(x, dtype=np.float64, engine="numba", **kw)
+            got = rk.dominance(x, dtype=np.float64, backend="numba", **kw)
             np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
 
 
@@ -140,24 +142,24 @@ def test_separated_groups_skip_exactly(monkeypatch, ascending):
     effects = np.repeat(np.linspace(-30, 30, 40), 5)  # 40 clusters of 5 overlapping groups
     x = np.round(rng.normal(effects, 0.4, size=(2, 70, 200)), 1)
     for buffer in (10**9, 201 * 2 * 48):  # one pass, and three passes of 48 draws
-        monkeypatch.setattr(rk, "RANK_BUFFER_BYTES", buffer)
-        D = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, engine="numba")
+        monkeypatch.setattr(dominance_module, "RANK_BUFFER_BYTES", buffer)
+        D = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, backend="numba")
         np.testing.assert_allclose(D.to_numpy(), brute_dominance(x, ascending), atol=1e-15)
-        D_np = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, engine="numpy")
+        D_np = rk.dominance(x, ascending=ascending, order=None, dtype=np.float64, backend="numpy")
         np.testing.assert_array_equal(D.to_numpy(), D_np.to_numpy())
-        C = rk.dominance(x, ascending=ascending, order=None, counts=True, engine="numba")
+        C = rk.dominance(x, ascending=ascending, order=None, counts=True, backend="numba")
         gt, _ = brute_counts(x, ascending)
         np.fill_diagonal(gt, 0)
         np.testing.assert_array_equal(C.to_numpy(), gt)
-        top = rk.dominance(x, ascending=ascending, top_k=30, dtype=np.float64, engine="numba")
-        full = rk.dominance(x, ascending=ascending, dtype=np.float64, engine="numba")
+        top = rk.dominance(x, ascending=ascending, top_k=30, dtype=np.float64, backend="numba")
+        full = rk.dominance(x, ascending=ascending, dtype=np.float64, backend="numba")
         np.testing.assert_array_equal(top.to_numpy(), full.to_numpy()[:30])
     assert ((D.to_numpy() == 0) | (D.to_numpy() == 1)).mean() > 0.9
 
 
 def test_large_draw_counts_use_uint32():
     x = np.random.default_rng(8).normal(size=(1, 70_000, 3))
-    C = rk.dominance(x, counts=True, order=None, engine="numba")
+    C = rk.dominance(x, counts=True, order=None, backend="numba")
     assert C.to_numpy().dtype == np.uint32
     gt, _ = brute_counts(x)
     np.fill_diagonal(gt, 0)
@@ -203,15 +205,15 @@ def test_value_stats_match_numpy():
     K.value_stats(x, ref, 0.9, stats, counts)
     np.testing.assert_allclose(stats[0], x.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(stats[1], x.std(axis=0, ddof=1), rtol=1e-12)
-    lo, hi = rk._hdi_numpy(x, 0.9)
+    lo, hi = _hdi_numpy(x, 0.9)
     np.testing.assert_array_equal(stats[2], lo)
     np.testing.assert_array_equal(stats[3], hi)
     np.testing.assert_array_equal(counts[0], (x <= ref[:, None]).sum(axis=0))
     np.testing.assert_array_equal(counts[2], (x > ref[:, None]).sum(axis=0))
 
 
-def test_mcse_kernel_matches_fft_path(monkeypatch):
-    """The lag-by-lag kernel equals the FFT version, including the fallback for long chains."""
+def test_rank_mcse_uses_the_diagnostics_mcse():
+    """MCSEs of ranks and of rank indicators equal mcse_mean on the same series, in row blocks."""
     rng = np.random.default_rng(12)
     n_chains, n_draws, n = 3, 400, 30
     e = rng.normal(size=(n, n_chains, n_draws))
@@ -221,14 +223,12 @@ def test_mcse_kernel_matches_fft_path(monkeypatch):
     for t in range(1, n_draws):
         ar[..., t] = phi * ar[..., t - 1] + e[..., t]
     V = np.round(ar.reshape(n, -1) * 10).astype(np.int32)
-    ref = rk.mcse_mean(V.astype(float), n_chains, n_draws)
-    for max_lag in (4, 64, 10_000):
-        monkeypatch.setattr(rk, "MCSE_MAX_LAG", max_lag)
-        got = rk._mcse_ranks(V, None, n_chains, n_draws, "numba")
-        np.testing.assert_allclose(got, ref, rtol=1e-9)
-        got_ind = rk._mcse_ranks(V, 0, n_chains, n_draws, "numba")
-        ref_ind = rk.mcse_mean((V <= 0).astype(float), n_chains, n_draws)
-        np.testing.assert_allclose(got_ind, ref_ind, rtol=1e-9)
+    ref = mcse_mean(V.astype(float), n_chains, n_draws)
+    ref_ind = mcse_mean((V <= 0).astype(float), n_chains, n_draws)
+    assert np.isfinite(ref).all() and ref.min() > 0
+    for max_bytes in (1, 7 * V.shape[1] * 8, 2**30):  # one row, seven rows, all rows per block
+        np.testing.assert_allclose(_mcse_ranks(V, None, n_chains, n_draws, max_bytes), ref)
+        np.testing.assert_allclose(_mcse_ranks(V, 0, n_chains, n_draws, max_bytes), ref_ind)
 
 
 def test_256_bit_codegen_even_if_numba_was_used_first():
@@ -241,7 +241,7 @@ def test_256_bit_codegen_even_if_numba_was_used_first():
             return x + 1
         other(1)
         from numba.core.registry import cpu_target
-        from skhier import _kernels as K
+        from skhier.ranking import _kernels as K
         assert "prefer-256-bit" not in cpu_target.target_context.codegen()._tm_features
         ctx = K._tile_counts.targetctx
         print(K.VECTOR_WIDTH, "+prefer-256-bit" in ctx.codegen()._tm_features)

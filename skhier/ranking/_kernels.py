@@ -15,10 +15,9 @@ Kernels
   the top-k rows), with 16-bit wrapping counters (exact while a chunk has at most 65,535 draws).
   Each pair is computed once; ties cost a second, transposed pass only in draw chunks that
   contain ties.
-- :func:`value_stats`, :func:`rank_stats`, :func:`order_stats`, :func:`rank_histogram`,
-  :func:`mcse_rank_rows`: per-group summaries (mean, sd, HDI, sign counts; expected rank,
-  P(rank <= k), order statistics of the ranks and the Besag simultaneous-band depths; rank
-  probabilities; Monte Carlo standard errors).
+- :func:`value_stats`, :func:`rank_stats`, :func:`order_stats`, :func:`rank_histogram`:
+  per-group summaries (mean, sd, HDI, sign counts; expected rank, P(rank <= k), order
+  statistics of the ranks and the Besag simultaneous-band depths; rank probabilities).
 
 Every kernel is a compiled ``nogil`` function over a range of work items, run by skhier's small
 thread pool with dynamic scheduling on as many threads as ``n_jobs`` allows
@@ -29,7 +28,7 @@ The 512-bit trap
 On CPUs with AVX-512 (this project's Zen 4 host included), LLVM's default cost model vectorizes
 the compare-and-count loop with 512-bit registers and mask-register compares, which is slower
 than 256-bit code here: 1.4x on one core with the data in cache, 1.2x end to end at N = 13,000
-(DESIGN section 4 measured 2.9x for an earlier kernel). The fix is the LLVM target feature
+(2.9x for an earlier kernel). The fix is the LLVM target feature
 ``prefer-256-bit``. Setting ``NUMBA_CPU_FEATURES`` only works before numba compiles anything in
 the process, and PyMC/nutpie may have used numba already. So the kernels here are compiled
 through a private numba *dispatcher* whose code generator (a subclass of numba's
@@ -43,7 +42,7 @@ reports which variant is in use (``"256"`` or ``"native"``).
 Examples
 --------
 >>> import numpy as np
->>> from skhier import _kernels
+>>> from skhier.ranking import _kernels
 >>> x = np.array([[0.3, -1.0, 2.0], [0.1, 0.1, -3.0]])
 >>> out = np.empty((1, 3, 2), dtype=np.int16)
 >>> _ = _kernels.rank_draws(x, False, out, 0)
@@ -72,7 +71,6 @@ __all__ = [
     "dominance_tiles",
     "finalize_diff",
     "finalize_square",
-    "mcse_rank_rows",
     "order_stats",
     "rank_draws",
     "rank_histogram",
@@ -792,127 +790,3 @@ def rank_histogram(V, A, use_ties, out, scale):
     spanning positions ``a..b`` spreads its mass evenly over them (random tie-breaking).
     """
     parallel_for(_rank_histogram_range, V.shape[0], V, A, use_ties, out, scale)
-
-
-# --------------------------------------------------------------------------------------------
-# Monte Carlo standard errors of rank summaries (ArviZ's mcse(method="mean"))
-# --------------------------------------------------------------------------------------------
-@numba.njit(inline="always")
-def _acov_lag(z, t):
-    m, n = z.shape
-    tot = 0.0
-    for c in range(m):
-        zc = z[c]
-        acc = 0.0
-        for k in range(n - t):
-            acc += zc[k] * zc[k + t]
-        tot += acc
-    return tot / (m * n)
-
-
-@_jit(nogil=True, cache=True)
-def _mcse_range(lo, hi, tid, V, threshold, indicator, n_chains, n_draws, max_lag, out):
-    for i in range(lo, hi):
-        out[i] = _mcse_row(V[i], threshold, indicator, n_chains, n_draws, max_lag)
-
-
-@numba.njit(inline="always")
-def _mcse_row(row, threshold, indicator, n_chains, n_draws, max_lag):
-    S = row.shape[0]
-    half = n_draws // 2
-    m = 2 * n_chains
-    n = half
-    y = np.empty(S)
-    for s in range(S):
-        if indicator:
-            y[s] = 1.0 if row[s] <= threshold else 0.0
-        else:
-            y[s] = row[s]
-    mean = 0.0
-    for s in range(S):
-        mean += y[s]
-    mean /= S
-    ss = 0.0
-    for s in range(S):
-        ss += (y[s] - mean) * (y[s] - mean)
-    sd = np.sqrt(ss / (S - 1)) if S > 1 else np.nan
-    z = np.empty((m, n))
-    for c in range(n_chains):
-        b0 = c * n_draws
-        b1 = b0 + n_draws - half
-        for k in range(n):
-            z[c, k] = y[b0 + k]
-            z[n_chains + c, k] = y[b1 + k]
-    zmin = z[0, 0]
-    zmax = z[0, 0]
-    for c in range(m):
-        for k in range(n):
-            zmin = min(zmin, z[c, k])
-            zmax = max(zmax, z[c, k])
-    if zmax - zmin < 1e-15:  # ArviZ: a constant series has ESS = its size
-        return sd / np.sqrt(m * n)
-    cm = np.empty(m)
-    for c in range(m):
-        acc = 0.0
-        for k in range(n):
-            acc += z[c, k]
-        cm[c] = acc / n
-        for k in range(n):
-            z[c, k] -= cm[c]
-    mean_var = _acov_lag(z, 0) * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n
-    if m > 1:
-        gm = 0.0
-        for c in range(m):
-            gm += cm[c]
-        gm /= m
-        vv = 0.0
-        for c in range(m):
-            vv += (cm[c] - gm) * (cm[c] - gm)
-        var_plus += vv / (m - 1)
-    rho = np.zeros(n)
-    rho[0] = 1.0
-    even = 1.0
-    odd = 1.0 - (mean_var - _acov_lag(z, 1)) / var_plus
-    rho[1] = odd
-    t = 1
-    while t < n - 3 and even + odd > 0.0:
-        if t + 2 > max_lag:
-            return -1.0  # needs more lags: the caller recomputes this row by FFT
-        even = 1.0 - (mean_var - _acov_lag(z, t + 1)) / var_plus
-        odd = 1.0 - (mean_var - _acov_lag(z, t + 2)) / var_plus
-        if even + odd >= 0:
-            rho[t + 1] = even
-            rho[t + 2] = odd
-        t += 2
-    max_t = t - 2
-    if even > 0:
-        rho[max_t + 1] = even
-    t = 1
-    while t <= max_t - 2:
-        if rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]:
-            rho[t + 1] = (rho[t - 1] + rho[t]) / 2.0
-            rho[t + 2] = rho[t + 1]
-        t += 2
-    tau = -1.0
-    for k in range(max_t + 1):
-        tau += 2.0 * rho[k]
-    if max_t + 1 < n:
-        tau += rho[max_t + 1]
-    total = m * n
-    tau = max(tau, 1.0 / np.log10(total))
-    for k in range(n):
-        if rho[k] != rho[k]:
-            return np.nan
-    return sd / np.sqrt(total / tau)
-
-
-def mcse_rank_rows(V, threshold, indicator, n_chains, n_draws, max_lag, out):
-    """MCSE of the mean of each row of ``V`` (or of ``V <= threshold``).
-
-    ArviZ's ``mcse(method="mean")``: split chains, autocovariances computed lag by lag up to
-    ``max_lag`` (Geyer's initial positive and monotone sequences usually stop after a few lags).
-    Rows that need more lags get ``-1`` and are recomputed by the caller with FFT autocovariances.
-    Needs at least 4 draws per chain.
-    """
-    parallel_for(_mcse_range, V.shape[0], V, threshold, indicator, n_chains, n_draws, max_lag, out)
