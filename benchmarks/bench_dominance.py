@@ -77,7 +77,7 @@ def numpy_blocks(n, block=16):
 
 
 def numpy_dominance(x2, blocks, n_threads=2, out=None, draw_block=64):
-    """Best chunked numpy found here (DESIGN section 4 measured 61 s for its best).
+    """Best chunked numpy found here (an earlier search measured 61 s for its best).
 
     A block of 16 rows against the columns from its first row on (the upper triangle), 64 draws
     at a time: ``(64, 16, N - i0)`` booleans summed over draws in uint8 (exact up to 255), then

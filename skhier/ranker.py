@@ -10,7 +10,6 @@ engine), fits it through the chosen engine under the refit policy
 
 from __future__ import annotations
 
-import logging
 import numbers
 import time
 import warnings
@@ -49,7 +48,6 @@ from skhier.predictive import (
 
 __all__ = ["HierarchicalRanker", "save", "load"]
 
-logger = logging.getLogger("skhier")
 
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
 MISSING = ("raise", "drop")

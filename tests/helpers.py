@@ -4,9 +4,13 @@ FORUM = "Ht ~ 0 + H0:(1|gene/sgRNA)"
 
 
 def small_kwargs(**kw):
-    """Cheap sampler settings for tests that fit many times."""
+    """Cheap sampler settings for tests that fit many times.
+
+    nutpie samples the collapsed engine's own compiled density (numba kernels cached on disk), so
+    a small fit costs a fraction of a second; PyMC's sampler would compile a C module per model.
+    """
     base = dict(
-        sampler="pymc", draws=200, tune=200, chains=2, n_jobs=1, random_state=0, on_fail="ignore"
+        sampler="nutpie", draws=200, tune=200, chains=2, n_jobs=1, random_state=0, on_fail="ignore"
     )
     base.update(kw)
     return base

@@ -12,6 +12,9 @@ import pytest
 from skhier import HierarchicalRanker, ScreenSimulator
 from tests.helpers import FORUM
 
+# twelve fits: run by .ci/run's second step (python -m pytest -m slow)
+pytestmark = pytest.mark.slow
+
 N_REPLICATES = 12
 TOP_K = 5
 

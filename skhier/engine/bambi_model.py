@@ -9,7 +9,6 @@ renamed back to skhier's spelling ``a:b`` (:func:`skhier._names.rename_joined`).
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 
@@ -19,7 +18,6 @@ from skhier.priors import Prior
 
 __all__ = ["BambiEngine", "bambi_formula", "build_bambi_model", "bambi_priors"]
 
-logger = logging.getLogger("skhier")
 
 _GROUP_TOKEN = re.compile(r"\(([^()|]+)\|([^()]+)\)")
 

@@ -12,7 +12,6 @@ the PyMC model is sampled instead.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,6 @@ from skhier.priors import Prior
 
 __all__ = ["CompiledInputs", "compiled_inputs", "sample_compiled"]
 
-logger = logging.getLogger("skhier")
 
 _CODES = {
     "HalfNormal": 0,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 
 from skhier._validation import check_choice
 from skhier.engine.base import SamplerSettings
 
 __all__ = ["SAMPLERS", "check_sampler", "sample_pymc_model", "sample_nutpie"]
 
-logger = logging.getLogger("skhier")
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 

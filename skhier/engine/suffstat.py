@@ -10,7 +10,6 @@ coefficient (data-rich levels centered, data-poor levels non-centered).
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
@@ -24,7 +23,6 @@ from skhier.priors import to_pymc
 
 __all__ = ["SuffstatEngine", "cell_index", "choose_parametrization", "build_suffstat_model"]
 
-logger = logging.getLogger("skhier")
 
 
 def cell_index(design: Design):

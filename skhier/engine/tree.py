@@ -18,7 +18,6 @@ log density, one value per node) and on NumPy arrays (the exact draws, shape (dr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,6 @@ from skhier._parallel import n_threads as n_threads_now
 
 __all__ = ["TreeLevel", "TreeModel", "log_marginal", "draw_coefficients"]
 
-logger = logging.getLogger("skhier")
 
 LOG2PI = float(np.log(2 * np.pi))
 # Up to this many common columns, the root integral is written element-wise (smaller graphs);

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from skhier.ranking._inputs import (
@@ -18,7 +16,6 @@ from skhier.ranking._inputs import (
     accepts_engine,
 )
 
-logger = logging.getLogger("skhier")
 
 def _np_tie_ranks(x2, ascending):
     """numpy: per draw, ``start`` (#worse) and ``end`` (last worse-to-better position) (S, N)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 
@@ -20,7 +18,6 @@ from skhier.ranking._inputs import (
 )
 from skhier.ranking.draws import _np_tie_ranks, _numba_doubled_ranks
 
-logger = logging.getLogger("skhier")
 
 @accepts_engine
 def rank_probabilities(
