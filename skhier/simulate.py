@@ -13,8 +13,10 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import sparse, special, stats
 from sklearn.base import BaseEstimator, TransformerMixin
+
+from skhier._validation import check_choice
 
 __all__ = ["ScreenSimulator"]
 
@@ -202,7 +204,10 @@ class ScreenSimulator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
 
     ``transform`` does not require ``fit``: on an unfitted simulator it uses the layout given by
     the parameters (the estimator tag ``requires_fit`` is False). ``fit`` takes no features and
-    sets no ``n_features_in_``.
+    sets no ``n_features_in_``: ``X`` is a design frame or None, and a numeric (dense or sparse)
+    feature matrix is rejected with a TypeError, so scikit-learn's estimator checks that fit on
+    numeric arrays do not apply to it. Each ``transform`` records the truth of its draw in
+    ``true_effects_`` and ``true_slopes_``.
 
     References
     ----------
@@ -376,7 +381,7 @@ class ScreenSimulator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         feature_names_out : numpy.ndarray of str
             The columns ``transform`` returns, for the current ``mode`` and ``include_latent``.
         """
-        _check_choice("mode", self.mode, _MODES)
+        check_choice("mode", self.mode, _MODES)
         if self.mode == "expression":
             names = _EXPRESSION_COLUMNS + (_EXPRESSION_LATENT if self.include_latent else ())
         else:
@@ -388,6 +393,8 @@ class ScreenSimulator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         tags.requires_fit = False
         tags.no_validation = True
         tags.target_tags.required = False
+        # the output is a tidy frame of labels and draws, whatever the input: no dtype carries over
+        tags.transformer_tags.preserves_dtype = []
         return tags
 
     # ------------------------------------------------------------------ internals
@@ -396,8 +403,8 @@ class ScreenSimulator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         _check_int("n_genes", self.n_genes, 1)
         _check_int("sgrnas_per_gene", self.sgrnas_per_gene, 1)
         _check_int("n_samples", self.n_samples, 1)
-        _check_choice("mode", self.mode, _MODES)
-        _check_choice("selection", self.selection, _SELECTIONS)
+        check_choice("mode", self.mode, _MODES)
+        check_choice("selection", self.selection, _SELECTIONS)
         _check_real("sd", self.sd, low=0.0, low_inclusive=False)
         _check_real("z_mean", self.z_mean)
         _check_real("u_mean", self.u_mean)
@@ -676,15 +683,15 @@ def _check_pair(name, value):
             raise ValueError(message)
 
 
-def _check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {valid}; got {value!r}.")
-
-
 def _check_design(X):
     """Validate a design frame; return a new frame with columns gene, sgRNA, sample."""
     required = ", ".join(repr(c) for c in _DESIGN_COLUMNS)
+    if sparse.issparse(X):
+        raise TypeError(
+            f"X must be None or a pandas DataFrame with the columns {required}; got a sparse "
+            f"{type(X).__name__} (sparse input is not supported: a design holds labels, not "
+            "numeric features)."
+        )
     if not isinstance(X, pd.DataFrame):
         raise TypeError(
             f"X must be None or a pandas DataFrame with the columns {required}; got an object "

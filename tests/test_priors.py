@@ -1,3 +1,4 @@
+import bambi as bmb
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +20,6 @@ def frame():
     "formula", ["y ~ 0 + x + (0 + x|g)", "y ~ 1 + x + z + (x|g)", "y ~ x + (1|g)"]
 )
 def test_defaults_equal_bambi(formula):
-    bmb = pytest.importorskip("bambi")
     df = frame()
     ours = default_priors(parse_formula(formula), df)
     model = bmb.Model(formula, df)
@@ -52,7 +52,6 @@ def test_constant_predictor_is_reported():
 
 
 def test_bambi_prior_converts():
-    bmb = pytest.importorskip("bambi")
     p = Prior.from_any(bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=2)))
     assert p.name == "Normal" and p.args["sigma"].name == "HalfNormal"
     assert p.to_bambi().name == "Normal"

@@ -1,10 +1,13 @@
 """Tests for skhier.simulate.ScreenSimulator."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import sparse, stats
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
 
 from skhier.simulate import ScreenSimulator, _truncnorm_mean
 
@@ -378,6 +381,11 @@ def test_design_with_non_string_labels():
     ("design", "error", "match"),
     [
         (np.zeros((3, 3)), TypeError, "X must be None or a pandas DataFrame.*ndarray"),
+        (
+            sparse.csr_array(np.eye(3)),
+            TypeError,
+            r"got a sparse csr_array \(sparse input is not supported",
+        ),
         (pd.DataFrame({"gene": ["a"], "sgRNA": ["x"]}), ValueError, r"missing.*\['sample'\]"),
         (
             pd.DataFrame({"gene": ["a", "b"], "sgRNA": ["x", "x"], "sample": [1, 2]}),
@@ -442,6 +450,33 @@ def test_fitted_design_is_kept_after_set_params():
     assert len(sim.fit_transform()) == 5 * 2 * 3
 
 
+def test_sklearn_contracts_on_a_design_frame():
+    # What scikit-learn's checks assert on a numeric X (which is not a design; see
+    # tests/test_common.py), here on a design frame.
+    design = _ragged_design()
+    sim = ScreenSimulator(mode="counts", random_state=3)
+    params = sim.get_params()
+    assert sim.fit(design, design["sgRNA"]) is sim  # fit returns self and accepts (ignores) y
+    assert sim.get_params() == params  # fit leaves the parameters alone...
+    assert all(k.endswith("_") for k in vars(sim) if k not in params)  # ...and adds only attrs_
+    check_is_fitted(sim)
+    first = sim.transform()
+    assert len(first) == len(design)  # one output row per design row
+    assert set(vars(sim)) - set(params) == {
+        "design_",
+        "genes_",
+        "sgrnas_",
+        "samples_",
+        "true_effects_",  # transform records the truth of its draw
+        "true_slopes_",
+    }
+    pd.testing.assert_frame_equal(sim.fit(design).transform(), first)  # idempotent fit
+    restored = pickle.loads(pickle.dumps(sim))
+    pd.testing.assert_frame_equal(restored.transform(), first)
+    pd.testing.assert_series_equal(restored.true_effects_["gene"], sim.true_effects_["gene"])
+    pd.testing.assert_frame_equal(restored.design_, sim.design_)
+
+
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
@@ -461,9 +496,14 @@ def test_fitted_design_is_kept_after_set_params():
         (
             {"mode": "count"},
             ValueError,
-            r"mode must be one of 'expression', 'counts'; got 'count'",
+            r"mode='count' is not valid; choose one of \('expression', 'counts'\)\.",
         ),
-        ({"selection": "up"}, ValueError, r"selection must be one of 'negative', 'positive'.*'up'"),
+        (
+            {"selection": "up"},
+            ValueError,
+            r"selection='up' is not valid; choose one of \('negative', 'positive'\)\.",
+        ),
+        ({"mode": None}, ValueError, r"mode=None is not valid; choose one of \('expression', "),
         ({"mean_count": 0}, ValueError, r"mean_count.*> 0, got 0"),
         ({"dispersion": -0.5}, ValueError, r"dispersion.*>= 0, got -0.5"),
         ({"hit_fraction": 1.5}, ValueError, r"hit_fraction.*<= 1, got 1.5"),

@@ -1,8 +1,10 @@
 """scikit-learn citizenship: clone, params, Pipeline, group-aware CV, GridSearchCV."""
 
+import re
+
 import numpy as np
-import pandas as pd
 import pytest
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import Pipeline
@@ -58,7 +60,10 @@ def test_grid_search_over_pooling(forum_sim):
     grid.fit(df, groups=df["sgRNA"])
     # sgRNA slopes differ, so partial pooling predicts held-out sgRNAs of seen genes better.
     assert grid.best_params_ == {"pooling": "partial"}
-    assert isinstance(grid.cv_results_["mean_test_score"], np.ndarray)
+    mean = grid.cv_results_["mean_test_score"]
+    assert mean.shape == (2,) and np.isfinite(mean).all()
+    assert grid.cv_results_["params"][int(np.argmax(mean))] == grid.best_params_
+    assert mean[grid.best_index_] == mean.max() == pytest.approx(grid.best_score_)
 
 
 def test_predict_on_frame_without_response(forum_sim):
@@ -71,6 +76,23 @@ def test_predict_on_frame_without_response(forum_sim):
         r.score(X)
 
 
+def _repr_params(text):
+    return set(re.findall(r"(\w+)=", text))
+
+
 def test_unfitted_repr_is_short():
-    assert "formula=" in repr(HierarchicalRanker(formula=FORUM))
-    assert isinstance(pd.__version__, str)
+    assert repr(HierarchicalRanker()) == "HierarchicalRanker()"
+    text = repr(HierarchicalRanker(formula=FORUM))
+    assert "\n" not in text and len(text) <= 80
+    assert _repr_params(text) == {"formula"}
+    # several parameters set: only those that differ from the defaults appear, in lines of at
+    # most 80 characters
+    defaults = HierarchicalRanker().get_params()
+    changed = {"formula": FORUM, **small_kwargs(draws=10)}
+    text = repr(HierarchicalRanker(**changed))
+    assert _repr_params(text) == {k for k, v in changed.items() if v != defaults[k]}
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # the full repr would list every parameter
+    with config_context(print_changed_only=False):
+        full = repr(HierarchicalRanker(formula=FORUM))
+    assert _repr_params(full) == set(defaults)
