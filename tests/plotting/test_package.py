@@ -1,0 +1,52 @@
+"""Tests of skhier.plotting as a whole: fitted rankers, lazy imports, a real fit."""
+
+import subprocess
+import sys
+
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from skhier.plotting import plot_diagnostics, plot_dominance, plot_rank_probabilities, plot_ranks
+from tests.plotting.fits import ORDER, FakeRanker, tick_texts
+
+
+def test_plots_accept_fitted_ranker(draws, idata):
+    fake = FakeRanker(draws, idata)
+    assert tick_texts(plot_ranks(fake).get_yticklabels()) == ORDER
+    assert tick_texts(plot_dominance(fake).get_yticklabels()) == ORDER
+    ax = plot_rank_probabilities(fake)
+    assert tick_texts(ax.get_yticklabels()) == ORDER
+    assert len(plot_diagnostics(fake).axes) == 4
+
+
+def test_plots_reject_unfitted_ranker():
+    from skhier import HierarchicalRanker
+
+    ranker = HierarchicalRanker()
+    for plot in (plot_ranks, plot_dominance, plot_rank_probabilities, plot_diagnostics):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            plot(ranker)
+
+
+def test_import_is_lazy():
+    code = (
+        "import sys, skhier, skhier.plotting; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.slow
+def test_plots_of_a_real_fit(forum_fit, forum_sim):
+    sim, _ = forum_sim
+    ax = plot_ranks(forum_fit, truth=sim.true_slopes_["gene"])
+    assert tick_texts(ax.get_yticklabels()) == forum_fit.rank_.index.tolist()
+    assert plot_dominance(forum_fit).images[0].get_array().shape == (5, 5)
+    ax = plot_rank_probabilities(forum_fit)
+    assert tick_texts(ax.get_yticklabels()) == forum_fit.rank_.index.tolist()
+    fig = plot_diagnostics(forum_fit)
+    assert len(fig.axes) == 2 * 4  # H0, sigma and the two group scales
+    fig = plot_diagnostics(forum_fit, kind="parallel")
+    assert len(fig.axes) == 1
