@@ -9,7 +9,7 @@ import numpy as np
 from skhier.plotting._axes import axes_grid
 
 
-def draw_rank(labels, values, diverging, ax, figsize):
+def draw_rank(labels, values, ax, figsize):
     """Draw the rank plot of ``values`` (chains, draws, coordinates); return the Figure."""
     n_chains, n_draws, n_par = values.shape
     n_cols = 1 if n_par == 1 else 2

@@ -105,5 +105,7 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
             f"kind={kind!r} would draw {len(labels)} panels (more than {MAX_PANELS}); select "
             "fewer var_names, or use kind='parallel'."
         )
-    draw = {"trace": draw_trace, "rank": draw_rank, "parallel": draw_parallel}[kind]
+    if kind == "rank":  # ranks of the draws: divergences play no part
+        return draw_rank(labels, values, ax, figsize)
+    draw = draw_trace if kind == "trace" else draw_parallel
     return draw(labels, values, diverging, ax, figsize)

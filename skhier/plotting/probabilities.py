@@ -19,14 +19,10 @@ __all__ = ["plot_rank_probabilities"]
 
 
 def _estimator_rank_probabilities(estimator):
-    """Rank probabilities of a fitted ranker's ranked level."""
-    method = getattr(estimator, "rank_probabilities", None)
-    if callable(method):
-        return method()
+    """Rank probabilities at a fitted ranker's ranked level (from its ``effect_draws()``)."""
     from skhier.ranking import rank_probabilities
 
-    totals, _ = estimator._totals()
-    return rank_probabilities(totals, ascending=bool(estimator.ascending))
+    return rank_probabilities(estimator.effect_draws(), ascending=bool(estimator.ascending))
 
 
 def plot_rank_probabilities(P, *, ax=None, top=None, cmap="Blues", expected=True):

@@ -55,7 +55,11 @@ def by_label(ax, label):
 
 
 class FakeRanker:
-    """Duck-typed fitted HierarchicalRanker (no sampling)."""
+    """Duck-typed fitted HierarchicalRanker (no sampling).
+
+    It has the ranker's public ``effect_draws`` (recording its calls) and no private ``_totals``,
+    so a plot reaching for the ranker's internals fails.
+    """
 
     ascending = False
 
@@ -66,6 +70,7 @@ class FakeRanker:
         self.idata_ = idata
         self.rank_ = rank_table(draws, labels=LABELS, top_k=3, index_name="gene")
         self.dominance_ = dominance(self._draws)
+        self.effect_draws_calls = []
 
     def fit(self, X, y=None):
         return self
@@ -76,5 +81,6 @@ class FakeRanker:
     def dominance(self, level=None):
         return self.dominance_
 
-    def _totals(self, level=None):
-        return self._draws, None
+    def effect_draws(self, level=None):
+        self.effect_draws_calls.append(level)
+        return self._draws

@@ -3,10 +3,12 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
 from skhier.plotting import plot_diagnostics, plot_dominance, plot_rank_probabilities, plot_ranks
+from skhier.ranking import rank_probabilities
 from tests.plotting.fits import ORDER, FakeRanker, tick_texts
 
 
@@ -16,6 +18,7 @@ def test_plots_accept_fitted_ranker(draws, idata):
     assert tick_texts(plot_dominance(fake).get_yticklabels()) == ORDER
     ax = plot_rank_probabilities(fake)
     assert tick_texts(ax.get_yticklabels()) == ORDER
+    assert fake.effect_draws_calls == [None]  # the public draws of the ranked level
     assert len(plot_diagnostics(fake).axes) == 4
 
 
@@ -46,6 +49,8 @@ def test_plots_of_a_real_fit(forum_fit, forum_sim):
     assert plot_dominance(forum_fit).images[0].get_array().shape == (5, 5)
     ax = plot_rank_probabilities(forum_fit)
     assert tick_texts(ax.get_yticklabels()) == forum_fit.rank_.index.tolist()
+    P = rank_probabilities(forum_fit.effect_draws()).loc[forum_fit.rank_.index]
+    np.testing.assert_allclose(ax.images[0].get_array(), P.to_numpy()[:, : P.shape[0]])
     fig = plot_diagnostics(forum_fit)
     assert len(fig.axes) == 2 * 4  # H0, sigma and the two group scales
     fig = plot_diagnostics(forum_fit, kind="parallel")
