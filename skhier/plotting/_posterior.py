@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Posterior draws selected for a diagnostics plot.
+
+    Attributes
+    ----------
+    labels : list of str
+        One per coordinate: the variable's name, or ``name[coord,...]`` for an element.
+    values : numpy.ndarray
+        The draws, shape ``(chains, draws, len(labels))``, coordinates in label order.
+    diverging : numpy.ndarray
+        Boolean, shape ``(chains, draws)``: the divergent transitions (all False without
+        ``sample_stats.diverging``).
+    posterior : xarray.Dataset
+        The selected variables, each with dims ``(chain, draw, ...)`` and ``chain``/``draw``
+        numbered from 0, in ``var_names`` order: what ArviZ plots. Its elements come in the
+        order of ``labels``.
+    """
+
+    labels: list
+    values: np.ndarray
+    diverging: np.ndarray
+    posterior: object
+
+    @property
+    def shape(self):
+        """``(chains, draws, coordinates)``."""
+        return self.values.shape
 
 
 def element_labels(da, name):
@@ -24,8 +56,10 @@ def element_labels(da, name):
     ]
 
 
-def diagnostic_series(idata, var_names):
-    """Return ``(labels, values (chains, draws, P), diverging (chains, draws))``."""
+def select_draws(idata, var_names):
+    """Return the :class:`Draws` of ``var_names`` (None: the scalar parameters) in ``idata``."""
+    import xarray as xr
+
     post = getattr(idata, "posterior", None)
     if post is None or not hasattr(post, "data_vars"):
         raise TypeError(
@@ -52,7 +86,7 @@ def diagnostic_series(idata, var_names):
                 f"var_names={unknown if unknown else var_names!r} not in the posterior; choose "
                 f"from {names}."
             )
-    labels, blocks = [], []
+    labels, blocks, selected = [], [], {}
     for v in var_names:
         da = post[v]
         if "draw" not in da.dims:
@@ -61,6 +95,8 @@ def diagnostic_series(idata, var_names):
             da = da.expand_dims("chain")
         other = [d for d in da.dims if d not in ("chain", "draw")]
         da = da.transpose("chain", "draw", *other)
+        unnamed = {d: np.arange(da.sizes[d]) for d in other if d not in da.coords}
+        selected[v] = da.drop_vars(["chain", "draw"], errors="ignore").assign_coords(unnamed)
         arr = np.asarray(da.values, dtype=np.float64)
         blocks.append(arr.reshape(arr.shape[0], arr.shape[1], -1))
         labels.extend(element_labels(da, v))
@@ -74,4 +110,7 @@ def diagnostic_series(idata, var_names):
         div = np.asarray(div.transpose("chain", "draw").values, dtype=bool)
         if div.shape == diverging.shape:
             diverging = div
-    return labels, values, diverging
+    posterior = xr.Dataset(selected).assign_coords(
+        chain=np.arange(values.shape[0]), draw=np.arange(values.shape[1])
+    )
+    return Draws(labels, values, diverging, posterior)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from skhier._validation import check_choice
 from skhier.plotting._inputs import fitted, is_estimator
 from skhier.plotting._parallel import draw_parallel
-from skhier.plotting._posterior import diagnostic_series
+from skhier.plotting._posterior import select_draws
 from skhier.plotting._rank_plot import draw_rank
 from skhier.plotting._trace import draw_trace
 
@@ -24,9 +24,9 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
 
     - ``kind="trace"``: per variable, the density of each chain (histogram) and the trace of
       each chain; divergent draws are red dots on the trace and a red rug under the density.
-    - ``kind="rank"``: per variable, the histogram of the ranks of each chain's draws among all
-      draws (Vehtari et al., 2021); chains that mix well give flat histograms near the dashed
-      line of the uniform.
+    - ``kind="rank"``: :func:`arviz.plot_rank`, per variable the histogram of the ranks of each
+      chain's draws among all draws (Vehtari et al., 2021); chains that mix well give flat
+      histograms near the dashed line of the uniform.
     - ``kind="parallel"``: one line per draw across the variables (each scaled to [0, 1]), the
       divergent draws in red on top (at most 1,000 non-divergent draws are drawn, evenly
       thinned; every divergent one is): divergences that concentrate at one end of a coordinate
@@ -99,13 +99,14 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
     if is_estimator(idata):
         idata = fitted(idata, "idata_")
     check_choice("kind", kind, DIAGNOSTIC_KINDS)
-    labels, values, diverging = diagnostic_series(idata, var_names)
+    draws = select_draws(idata, var_names)
+    labels, values, diverging = draws.labels, draws.values, draws.diverging
     if kind != "parallel" and len(labels) > MAX_PANELS:
         raise ValueError(
             f"kind={kind!r} would draw {len(labels)} panels (more than {MAX_PANELS}); select "
             "fewer var_names, or use kind='parallel'."
         )
     if kind == "rank":  # ranks of the draws: divergences play no part
-        return draw_rank(labels, values, ax, figsize)
+        return draw_rank(draws, ax, figsize)
     draw = draw_trace if kind == "trace" else draw_parallel
     return draw(labels, values, diverging, ax, figsize)
