@@ -10,11 +10,35 @@ from skhier.plotting._axes import DIVERGENT_COLOR, check_ax, pyplot
 MAX_PARALLEL_LINES = 1000
 
 
-def draw_parallel(labels, values, diverging, ax, figsize):
-    """Draw the parallel-coordinates plot of ``values``; return the Figure."""
+def draw_parallel(draws, ax, figsize):
+    """Draw one line per draw across the coordinates, the divergent ones on top; return the Figure.
+
+    Our own drawing rather than :func:`arviz.plot_parallel`, which draws every draw as a line
+    of its own (about 2 s for 4 chains x 1,000 draws of 6 coordinates, against 0.1 s here) and
+    raises without ``sample_stats``. Here each coordinate is scaled to [0, 1], the healthy draws
+    are thinned evenly to at most :data:`MAX_PARALLEL_LINES` and drawn as one faint
+    :class:`~matplotlib.collections.LineCollection`, every divergent draw as a second one in
+    red above them, and the legend counts both; a posterior without divergence statistics
+    draws only the first.
+
+    Parameters
+    ----------
+    draws : skhier.plotting._posterior.Draws
+        The coordinates (at least 2) and their divergences.
+    ax : matplotlib.axes.Axes or None
+        Axes to draw on; a new figure if None.
+    figsize : tuple of float or None
+        Size of a new figure (sized for the coordinates if None).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on; ``ax.collections`` are the healthy then the divergent lines.
+    """
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
+    labels, values, diverging = draws.labels, draws.values, draws.diverging
     n_chains, n_draws, n_par = values.shape
     if n_par < 2:
         raise ValueError(

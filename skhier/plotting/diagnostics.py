@@ -20,10 +20,13 @@ DIAGNOSTIC_KINDS = ("trace", "rank", "parallel")
 def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=None):
     """Trace, rank or parallel-coordinates plots of posterior draws, marking divergences.
 
-    Drawn with plain matplotlib (no ArviZ plotting backend needed).
+    ArviZ draws the trace and rank plots (:func:`arviz.plot_trace`, :func:`arviz.plot_rank`,
+    matplotlib backend); the divergent draws on the trace plots and the parallel-coordinates
+    plot are drawn here, because ArviZ marks divergences only as black ticks along the axis and
+    draws parallel coordinates one line per draw, without thinning.
 
-    - ``kind="trace"``: per variable, the density of each chain (histogram) and the trace of
-      each chain; divergent draws are red dots on the trace and a red rug under the density.
+    - ``kind="trace"``: per variable, the density (KDE) and the trace of each chain; divergent
+      draws are red dots at their values on the trace and a red rug under the density.
     - ``kind="rank"``: :func:`arviz.plot_rank`, per variable the histogram of the ranks of each
       chain's draws among all draws (Vehtari et al., 2021); chains that mix well give flat
       histograms near the dashed line of the uniform.
@@ -44,8 +47,9 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
     kind : {"trace", "rank", "parallel"}, default="trace"
         The plot.
     ax : matplotlib Axes or array of Axes, default=None
-        For ``"parallel"`` one Axes; for ``"trace"`` ``2 x n`` Axes (``n`` rows of density and
-        trace); for ``"rank"`` ``n`` Axes (``n`` the number of panels). None makes a new figure.
+        For ``"parallel"`` one Axes; for ``"trace"`` ``n x 2`` Axes (``n`` rows of density and
+        trace); for ``"rank"`` ``n`` Axes (``n`` the number of panels) laid out in two columns
+        (``ceil(n / 2) x 2``, one column for a single panel). None makes a new figure.
     figsize : tuple of float, default=None
         Size of a new figure (sized for the panels if None).
 
@@ -91,6 +95,10 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
     >>> [a.get_ylabel() for a in fig.axes[::2]]
     ['mu', 'tau']
     >>> plt.close(fig)
+    >>> fig = plot_diagnostics(idata, "theta", kind="rank")  # arviz.plot_rank, 2 chains
+    >>> [a.get_title() for a in fig.axes if a.get_visible()]
+    ['theta[0]', 'theta[1]', 'theta[2]']
+    >>> plt.close(fig)
     >>> fig = plot_diagnostics(idata, ["tau", "theta"], kind="parallel")
     >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
     ['tau', 'theta[0]', 'theta[1]', 'theta[2]']
@@ -100,13 +108,10 @@ def plot_diagnostics(idata, var_names=None, *, kind="trace", ax=None, figsize=No
         idata = fitted(idata, "idata_")
     check_choice("kind", kind, DIAGNOSTIC_KINDS)
     draws = select_draws(idata, var_names)
-    labels, values, diverging = draws.labels, draws.values, draws.diverging
-    if kind != "parallel" and len(labels) > MAX_PANELS:
+    if kind != "parallel" and len(draws.labels) > MAX_PANELS:
         raise ValueError(
-            f"kind={kind!r} would draw {len(labels)} panels (more than {MAX_PANELS}); select "
-            "fewer var_names, or use kind='parallel'."
+            f"kind={kind!r} would draw {len(draws.labels)} panels (more than {MAX_PANELS}); "
+            "select fewer var_names, or use kind='parallel'."
         )
-    if kind == "rank":  # ranks of the draws: divergences play no part
-        return draw_rank(draws, ax, figsize)
-    draw = draw_trace if kind == "trace" else draw_parallel
-    return draw(labels, values, diverging, ax, figsize)
+    draw = {"trace": draw_trace, "rank": draw_rank, "parallel": draw_parallel}[kind]
+    return draw(draws, ax, figsize)
