@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from skhier.plotting import plot_diagnostics
+from tests.plotting.fits import tick_texts
 
 
 def test_plot_diagnostics_given_axes(idata):
@@ -29,3 +30,25 @@ def test_plot_diagnostics_bad_input(idata):
         plot_diagnostics(vec)
     with pytest.raises(ValueError, match="40 panels"):
         plot_diagnostics(vec, "theta")
+
+
+def test_posterior_without_chain_dim_or_coords():
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    rng = np.random.default_rng(7)
+    post = xr.Dataset(
+        {
+            "a": (("draw",), rng.normal(size=120)),
+            "v": (("draw", "k"), rng.normal(size=(120, 2))),
+        }
+    )
+    idata = SimpleNamespace(posterior=post)  # any object with a posterior Dataset
+    fig = plot_diagnostics(idata, ["a", "v"], kind="trace")
+    assert [a.get_ylabel() for a in fig.axes[::2]] == ["a", "v[0]", "v[1]"]
+    np.testing.assert_array_equal(fig.axes[5].get_lines()[0].get_ydata(), post["v"][:, 1])
+    fig = plot_diagnostics(idata, ["a", "v"], kind="rank")
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == ["a", "v[0]", "v[1]"]
+    fig = plot_diagnostics(idata, ["a", "v"], kind="parallel")
+    assert tick_texts(fig.axes[0].get_xticklabels()) == ["a", "v[0]", "v[1]"]

@@ -31,10 +31,40 @@ def test_plots_reject_unfitted_ranker():
             plot(ranker)
 
 
+def test_public_names():
+    import skhier.plotting as plotting
+
+    assert plotting.__all__ == [
+        "plot_diagnostics",
+        "plot_dominance",
+        "plot_rank_probabilities",
+        "plot_ranks",
+    ]
+    homes = {
+        "plot_diagnostics": "skhier.plotting.diagnostics",
+        "plot_dominance": "skhier.plotting.dominance",
+        "plot_rank_probabilities": "skhier.plotting.probabilities",
+        "plot_ranks": "skhier.plotting.ranks",
+    }
+    assert {name: getattr(plotting, name).__module__ for name in plotting.__all__} == homes
+    settings = {
+        "DIAGNOSTIC_KINDS": ("trace", "rank", "parallel"),
+        "DIVERGENT_COLOR": "C3",
+        "INTERVALS": ("rank", "effect"),
+        "MAX_PANELS": 30,
+        "MAX_PARALLEL_LINES": 1000,
+        "MAX_TICK_LABELS": 50,
+        "TRUTH_COLOR": "C1",
+    }
+    assert {name: getattr(plotting, name) for name in settings} == settings
+
+
 def test_import_is_lazy():
     code = (
         "import sys, skhier, skhier.plotting; "
-        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; print('ok')"
+        "import skhier.plotting.diagnostics, skhier.plotting.ranks; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert 'arviz' not in sys.modules, 'arviz imported'; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
