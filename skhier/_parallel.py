@@ -27,6 +27,9 @@ _LIMIT: ContextVar[int | None] = ContextVar("skhier_threads", default=None)
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
+# Set in the pool's threads while they run a batch: a parallel_for called from inside one runs
+# inline, since waiting for the pool from its own threads would deadlock.
+_IN_POOL = threading.local()
 
 
 def available_cores() -> int:
@@ -162,7 +165,8 @@ def parallel_for(
     """Run ``worker(lo, hi, tid, *args)`` over ``range(n_items)`` in parallel.
 
     Items are handed out in batches from a shared counter; ``tid`` in ``0..threads-1``
-    identifies the thread (for per-thread accumulators). Exceptions propagate.
+    identifies the thread (for per-thread accumulators). Exceptions propagate. Called from inside
+    a worker (a parallel step within a parallel step), it runs in the calling thread.
 
     Parameters
     ----------
@@ -190,6 +194,8 @@ def parallel_for(
     """
     threads = n_threads() if threads is None else threads
     threads = max(1, min(threads, n_items))
+    if getattr(_IN_POOL, "active", False):
+        threads = 1  # nested inside a pool thread: run here
     if batch is None:
         batch = max(1, -(-n_items // (8 * threads)))
     if threads == 1:
@@ -200,13 +206,17 @@ def parallel_for(
     state = [0]
 
     def run(tid):
-        while True:
-            with lock:
-                lo = state[0]
-                state[0] = lo + batch
-            if lo >= n_items:
-                return
-            worker(lo, min(lo + batch, n_items), tid, *args)
+        _IN_POOL.active = True
+        try:
+            while True:
+                with lock:
+                    lo = state[0]
+                    state[0] = lo + batch
+                if lo >= n_items:
+                    return
+                worker(lo, min(lo + batch, n_items), tid, *args)
+        finally:
+            _IN_POOL.active = False
 
     pool = _pool(threads)
     futures = [pool.submit(run, tid) for tid in range(threads)]
