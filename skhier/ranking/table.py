@@ -268,7 +268,7 @@ def rank_table(
     expected_rank = N - core["wsum"] / (2.0 * S)
     p_top = core["ntop"] / S
     mcse_er = _mcse_ranks(V, None, n_chains, n_draws) / 2.0
-    mcse_top = _mcse_ranks(V, 2 * top_k, n_chains, n_draws)
+    mcse_top = _mcse_ranks(V, 2 * top_k, n_chains, n_draws, count=core["ntop"])
 
     if N > 1:
         sucra = (N - expected_rank) / (N - 1)
@@ -323,25 +323,33 @@ def rank_table(
     return table
 
 
-def _mcse_ranks(V, threshold, n_chains, n_draws, max_bytes=16 * 2**20):
+def _mcse_ranks(V, threshold, n_chains, n_draws, max_bytes=16 * 2**20, count=None):
     """MCSE of the mean of each row of V (doubled ranks), or of ``V <= threshold``.
 
     Blocks of rows are turned into float64 series (so memory stays bounded) and handed to the
     diagnostics' :func:`~skhier.diagnostics.mcse_mean`, on as many threads as ``n_jobs`` allows.
+    With a threshold, ``count`` (the number of draws with ``V <= threshold`` per row, when
+    known) skips the rows whose indicator is constant: their MCSE is 0.
     """
     N, S = V.shape
     out = np.full(N, np.nan)
     if n_draws < 4:
         return out
+    rows = np.arange(N)
+    if threshold is not None and count is not None:
+        constant = (count == 0) | (count == S)
+        out[constant] = 0.0
+        rows = np.flatnonzero(~constant)
     step = max(1, int(max_bytes // (S * 8)))
 
     def run(lo, hi, tid):
         for b in range(lo, hi):
-            rows = V[b * step : (b + 1) * step]
-            Y = rows.astype(np.float64) if threshold is None else (rows <= threshold) * 1.0
-            out[b * step : (b + 1) * step] = mcse_mean(Y, n_chains, n_draws)
+            idx = rows[b * step : (b + 1) * step]
+            block = V[idx[0] : idx[-1] + 1] if idx[-1] - idx[0] + 1 == idx.size else V[idx]
+            Y = block.astype(np.float64) if threshold is None else (block <= threshold) * 1.0
+            out[idx] = mcse_mean(Y, n_chains, n_draws)
 
-    parallel_for(run, -(-N // step), batch=1)
+    parallel_for(run, -(-rows.size // step), batch=1)
     return out
 
 

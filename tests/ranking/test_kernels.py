@@ -229,6 +229,15 @@ def test_rank_mcse_uses_the_diagnostics_mcse():
     for max_bytes in (1, 7 * V.shape[1] * 8, 2**30):  # one row, seven rows, all rows per block
         np.testing.assert_allclose(_mcse_ranks(V, None, n_chains, n_draws, max_bytes), ref)
         np.testing.assert_allclose(_mcse_ranks(V, 0, n_chains, n_draws, max_bytes), ref_ind)
+    # rows whose indicator is constant, known from their counts, get 0 without computing
+    W = V.copy()
+    W[:4], W[10:13] = 100, -100  # never / always at most the threshold
+    count = (W <= -25).sum(axis=1)
+    ref_rare = mcse_mean((W <= -25).astype(float), n_chains, n_draws)
+    assert (ref_rare[:4] == 0).all() and (ref_rare[10:13] == 0).all() and ref_rare[5] > 0
+    for max_bytes in (1, 2**30):
+        got = _mcse_ranks(W, -25, n_chains, n_draws, max_bytes, count=count)
+        np.testing.assert_allclose(got, ref_rare, atol=1e-15)
 
 
 def test_256_bit_codegen_even_if_numba_was_used_first():
