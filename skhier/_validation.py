@@ -10,7 +10,12 @@ import pandas as pd
 
 from skhier.formula import INTERCEPT, ParsedFormula
 
-__all__ = ["check_choice", "check_number", "check_data"]
+__all__ = ["check_choice", "check_number", "check_data", "check_counts", "COUNT_RESPONSE_FAMILIES"]
+
+#: Families whose response is a count (a non-negative integer).
+COUNT_RESPONSE_FAMILIES = ("poisson", "negativebinomial", "binomial", "zero_inflated_poisson",
+                           "zero_inflated_negativebinomial", "hurdle_poisson",
+                           "hurdle_negativebinomial")
 
 logger = logging.getLogger("skhier")
 
@@ -140,7 +145,11 @@ def check_data(
                 f"column {c!r} used by the formula {parsed.formula!r} is missing from the data; "
                 f"the data has columns {list(map(str, data.columns))}."
             )
-    numeric = [c for c in (parsed.response, *parsed.columns) if c != INTERCEPT and c in needed]
+    numeric = [
+        c
+        for c in (parsed.response, *([parsed.offset] if parsed.offset else []), *parsed.columns)
+        if c != INTERCEPT and c in needed
+    ]
     if parsed.unsupported:
         numeric = [c for c in numeric if c in parsed.common or c == parsed.response]
     bad_rows = np.zeros(len(data), dtype=bool)
@@ -193,3 +202,39 @@ def check_data(
                         "pooling='complete'."
                     )
     return data
+
+
+def check_counts(data: pd.DataFrame, column: str, family: str) -> None:
+    """Raise unless a count family's response holds non-negative integers.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The rows (already checked for NaN).
+    column : str
+        The response column.
+    family : str
+        The family (for the message).
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending rows and their values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_counts(pd.DataFrame({"n": [0, 3, 2.5]}), "n", "poisson")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: family='poisson' needs counts (non-negative integers) in 'n', but 1 row(s) ...row 2 (2.5).
+    """
+    vals = np.asarray(data[column], dtype=np.float64)
+    bad = (vals < 0) | (vals != np.round(vals))
+    if bad.any():
+        where = np.flatnonzero(bad)[:5]
+        shown = ", ".join(f"row {data.index[i]!r} ({vals[i]:g})" for i in where)
+        raise ValueError(
+            f"family={family!r} needs counts (non-negative integers) in {column!r}, but "
+            f"{int(bad.sum())} row(s) are not: {shown}."
+        )

@@ -77,6 +77,9 @@ class ParsedFormula:
         Group-specific coefficients.
     unsupported : tuple of str
         Why the fast collapsed engine cannot use this formula (empty when it can).
+    offset : str or None
+        The column of an ``offset(column)`` term: added to the linear predictor with a fixed
+        coefficient of 1 (for count models, the log of each sample's size factor).
 
     Examples
     --------
@@ -93,6 +96,7 @@ class ParsedFormula:
     common: tuple[str, ...]
     group_terms: tuple[GroupTerm, ...]
     unsupported: tuple[str, ...] = field(default_factory=tuple)
+    offset: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -110,6 +114,8 @@ class ParsedFormula:
     def data_columns(self) -> tuple[str, ...]:
         """Columns of the data the model reads (response, predictors, grouping factors)."""
         out = [self.response]
+        if self.offset is not None:
+            out.append(self.offset)
         for c in self.columns:
             if c != INTERCEPT and c not in out:
                 out.append(c)
@@ -254,6 +260,7 @@ def parse_formula(formula: str) -> ParsedFormula:
 
     intercept = False
     common: list[str] = []
+    offsets: list[str] = []
     for term in desc.common_terms:
         kind = type(term).__name__
         if kind == "Intercept":
@@ -262,6 +269,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         comps = getattr(term, "components", [])
         if len(comps) == 1 and type(comps[0]).__name__ == "Variable":
             common.append(comps[0].name)
+        elif len(comps) == 1 and _offset_column(comps[0]) is not None:
+            offsets.append(_offset_column(comps[0]))
         else:
             unsupported.append(f"the common term {term} is not a plain numeric column")
 
@@ -280,6 +289,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         factors = tuple(c.name for c in g.factor.components)
         group_terms.append(GroupTerm(column, factors))
 
+    if len(offsets) > 1:
+        unsupported.append(f"the formula has {len(offsets)} offsets; sum them into one column")
     return ParsedFormula(
         formula=fitted,
         response=response,
@@ -287,4 +298,16 @@ def parse_formula(formula: str) -> ParsedFormula:
         common=tuple(common),
         group_terms=tuple(group_terms),
         unsupported=tuple(unsupported),
+        offset=offsets[0] if len(offsets) == 1 else None,
     )
+
+
+def _offset_column(component) -> str | None:
+    """Return the column of an ``offset(column)`` term (a plain column), or None."""
+    call = getattr(component, "call", None)
+    if type(component).__name__ != "Call" or getattr(call, "callee", None) != "offset":
+        return None
+    args = getattr(call, "args", [])
+    if len(args) == 1 and type(args[0]).__name__ == "LazyVariable":
+        return args[0].name
+    return None

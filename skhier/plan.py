@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from skhier._names import COEF_LEVEL, factor_name
-from skhier._validation import check_data
+from skhier._validation import COUNT_RESPONSE_FAMILIES, check_counts, check_data
 from skhier.design import Design, build_design
 from skhier.effects import ranked_column, ranked_factors
 from skhier.formula import INTERCEPT, GroupTerm, ParsedFormula, parse_formula
-from skhier.priors import Prior, default_priors, merge_priors
+from skhier.priors import DEFAULT_PRIOR_FAMILIES, Prior, default_priors, merge_priors
 
 __all__ = ["FitPlan", "make_plan", "apply_pooling", "POOLING"]
 
@@ -39,12 +39,14 @@ class FitPlan:
     parsed : ParsedFormula
         The terms actually fitted (after pooling).
     priors : dict of str to Prior
-        Prior of every term (Gaussian: Bambi's defaults with the user's replacing them; other
-        families: the user's only, Bambi computes the rest).
+        Prior of every term (Gaussian, negative binomial and Poisson: Bambi's defaults with the
+        user's replacing them; other families: the user's only, Bambi computes the rest).
     user_priors : dict
         The priors the user set, by term name.
     fixed_tau : dict of str to float
-        Group terms whose scale is fixed (``pooling="none"``).
+        Group terms whose scale is fixed: by ``pooling="none"``, or by a prior
+        ``Normal(mu=0, sigma=<number>)`` (the term's coefficients are then independent, with
+        that prior, as Bambi reads such a prior).
     family : str
         Bambi family name.
     pooling : {"partial", "complete", "none"}
@@ -140,18 +142,22 @@ def make_plan(params: Mapping, data: pd.DataFrame) -> FitPlan:
         formula = "y ~ " + " + ".join(c for c in data.columns if c != "y")
     parsed = parse_formula(formula)
     data = check_data(data, parsed, missing=params.get("missing", "raise"))
+    if family in COUNT_RESPONSE_FAMILIES:
+        check_counts(data, parsed.response, family)
     design = build_design(data, parsed)
     column, level = _ranked(parsed, design, params, formula, pooling)
 
-    base = default_priors(parsed, data) if family == "gaussian" else {}
+    known = family in DEFAULT_PRIOR_FAMILIES
+    base = default_priors(parsed, data, family) if known else {}
     fitted, fixed_tau = apply_pooling(parsed, base, pooling, column, level)
     if pooling != "partial":
         design = build_design(data, fitted)
     user = dict(params.get("priors") or {})
-    if family == "gaussian":
-        priors = merge_priors(default_priors(fitted, data), user)
+    if known:
+        priors = merge_priors(default_priors(fitted, data, family), user)
     else:
         priors = {k: Prior.from_any(v) for k, v in user.items()}
+    fixed_tau = {**_fixed_scales(fitted, priors), **fixed_tau}
     plan = FitPlan(
         parsed=fitted,
         priors=priors,
@@ -172,6 +178,20 @@ def make_plan(params: Mapping, data: pd.DataFrame) -> FitPlan:
             "; ".join(f"not {k}: {v}" for k, v in reasons.items()),
         )
     return replace(plan, engine=engine, reasons=reasons)
+
+
+def _fixed_scales(parsed: ParsedFormula, priors: dict) -> dict:
+    """Group terms whose prior is ``Normal(0, sigma)`` with ``sigma`` a number: a fixed scale."""
+    fixed = {}
+    for t in parsed.group_terms:
+        prior = priors.get(t.name)
+        if not isinstance(prior, Prior) or prior.name != "Normal":
+            continue
+        sigma, mu = prior.args.get("sigma"), prior.args.get("mu", 0.0)
+        number = isinstance(sigma, int | float) and not isinstance(sigma, bool)
+        if number and mu == 0 and sigma > 0:
+            fixed[t.name] = float(sigma)
+    return fixed
 
 
 def _ranked(parsed, design, params, formula, pooling):
@@ -265,18 +285,19 @@ def apply_pooling(
         prior = priors.get(column, priors.get(INTERCEPT))
         fixed[term.name] = float(prior.args["sigma"])
     new = ParsedFormula(
-        formula=_formula_text(parsed.response, intercept, common, groups),
+        formula=_formula_text(parsed.response, intercept, common, groups, parsed.offset),
         response=parsed.response,
         intercept=intercept,
         common=tuple(common),
         group_terms=tuple(groups),
         unsupported=parsed.unsupported,
+        offset=parsed.offset,
     )
     return new, fixed
 
 
-def _formula_text(response, intercept, common, groups) -> str:
-    parts = ["1" if intercept else "0", *common]
+def _formula_text(response, intercept, common, groups, offset=None) -> str:
+    parts = ["1" if intercept else "0", *([f"offset({offset})"] if offset else []), *common]
     for t in groups:
         expr = "1" if t.column == INTERCEPT else f"0 + {t.column}"
         parts.append(f"({expr}|{factor_name(t.factors)})")

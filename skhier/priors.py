@@ -11,7 +11,10 @@ Bambi's own model share one prior:
   ``sigma_g ~ HalfNormal(2.5 sd(y)/sd(x))``;
   a group-specific intercept takes the common intercept's scale.
 
-(``sd`` is the population standard deviation, as ``np.std``.) User priors, given as
+(``sd`` is the population standard deviation, as ``np.std``.) For the count families with a log
+link (``negativebinomial``, ``poisson``) Bambi takes ``mean(y) = 0`` and ``sd(y) = 1`` in these
+rules, has no ``sigma``, and gives the negative binomial's ``alpha`` a ``HalfCauchy(beta=1)``
+prior. User priors, given as
 ``bambi.Prior`` objects or :class:`Prior`, replace the defaults by name.
 """
 
@@ -23,7 +26,14 @@ import numpy as np
 
 from skhier.formula import INTERCEPT, ParsedFormula
 
-__all__ = ["Prior", "SCALE_DISTRIBUTIONS", "default_priors", "merge_priors", "to_pymc"]
+__all__ = [
+    "Prior",
+    "SCALE_DISTRIBUTIONS",
+    "DEFAULT_PRIOR_FAMILIES",
+    "default_priors",
+    "merge_priors",
+    "to_pymc",
+]
 
 STD = 2.5
 
@@ -168,8 +178,17 @@ def _sd(x: np.ndarray, name: str) -> float:
     return s
 
 
-def default_priors(parsed: ParsedFormula, data) -> dict[str, Prior]:
-    """Bambi's default priors for a Gaussian model, computed from the data.
+#: Families whose default priors :func:`default_priors` computes, with their auxiliary
+#: parameters' priors (Bambi 0.17's defaults).
+DEFAULT_PRIOR_FAMILIES = {
+    "gaussian": None,  # sigma scaled by the response, below
+    "negativebinomial": {"alpha": ("HalfCauchy", {"beta": 1.0})},
+    "poisson": {},
+}
+
+
+def default_priors(parsed: ParsedFormula, data, family: str = "gaussian") -> dict[str, Prior]:
+    """Bambi's default priors, computed from the data.
 
     Parameters
     ----------
@@ -177,12 +196,19 @@ def default_priors(parsed: ParsedFormula, data) -> dict[str, Prior]:
         The formula's structure.
     data : pandas.DataFrame
         The data (response and predictor columns are read).
+    family : {"gaussian", "negativebinomial", "poisson"}, default="gaussian"
+        The model's family (its default link).
 
     Returns
     -------
     dict of str to Prior
-        Keys: ``sigma``, each common column (``Intercept`` included) and each group term's name
-        (``H0|gene``).
+        Keys: the family's auxiliary parameters (``sigma``, ``alpha``), each common column
+        (``Intercept`` included) and each group term's name (``H0|gene``).
+
+    Raises
+    ------
+    ValueError
+        For a family whose defaults are not computed here.
 
     Examples
     --------
@@ -191,11 +217,23 @@ def default_priors(parsed: ParsedFormula, data) -> dict[str, Prior]:
     >>> df = pd.DataFrame({"y": [0.0, 2.0], "x": [0.0, 1.0], "g": ["a", "b"]})
     >>> default_priors(parse_formula("y ~ 0 + x + (0 + x|g)"), df)["x|g"]
     Normal(mu=0.0, sigma=HalfNormal(sigma=5.0))
+    >>> default_priors(parse_formula("y ~ x"), df, family="negativebinomial")["alpha"]
+    HalfCauchy(beta=1.0)
     """
-    y = np.asarray(data[parsed.response], dtype=np.float64)
-    sy = float(np.std(y))
-    my = float(np.mean(y))
-    priors: dict[str, Prior] = {"sigma": Prior("HalfStudentT", {"nu": 4.0, "sigma": sy})}
+    if family not in DEFAULT_PRIOR_FAMILIES:
+        raise ValueError(
+            f"family={family!r} has no default priors computed by skhier; choose one of "
+            f"{tuple(DEFAULT_PRIOR_FAMILIES)} (Bambi computes the others' defaults)."
+        )
+    aux = DEFAULT_PRIOR_FAMILIES[family]
+    if aux is None:
+        y = np.asarray(data[parsed.response], dtype=np.float64)
+        sy = float(np.std(y))
+        my = float(np.mean(y))
+        priors: dict[str, Prior] = {"sigma": Prior("HalfStudentT", {"nu": 4.0, "sigma": sy})}
+    else:  # log link: Bambi scales as for a response with mean 0 and sd 1
+        sy, my = 1.0, 0.0
+        priors = {name: Prior(dist, dict(args)) for name, (dist, args) in aux.items()}
     slope_sigma = {}
     for c in parsed.common:
         x = np.asarray(data[c], dtype=np.float64)

@@ -59,7 +59,7 @@ CASES = [
         dict(formula=FORUM, engine="collapsed", family="poisson"),
         None,
         ValueError,
-        "engine='collapsed' cannot fit this model: family 'poisson'",
+        r"family='poisson' needs counts \(non-negative integers\) in 'Ht', but \d+ row\(s\)",
     ),
     (
         dict(formula=FORUM, priors={"H1": 1.0}),

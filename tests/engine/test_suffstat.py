@@ -82,5 +82,6 @@ def test_forced_suffstat_on_nested_data_agrees_with_collapsed(forum_sim):
 
 
 def test_suffstat_rejects_non_gaussian(crossed):
+    counts = crossed.assign(y=np.round(crossed["y"]).clip(lower=0))  # a valid Poisson response
     with pytest.raises(ValueError, match="engine='suffstat' cannot fit this model: family"):
-        HierarchicalRanker(formula=CROSSED, engine="suffstat", family="poisson").fit(crossed)
+        HierarchicalRanker(formula=CROSSED, engine="suffstat", family="poisson").fit(counts)
