@@ -24,7 +24,7 @@ from skhier._names import COEF_LEVEL
 from skhier._parallel import resolve_n_jobs, thread_limit
 from skhier._validation import check_choice, check_number
 from skhier.design import build_factor, groups_table
-from skhier.diagnostics import ON_FAIL
+from skhier.diagnostics import ON_FAIL, ApproximationWarning
 from skhier.effects import level_totals
 from skhier.engine import RetryPolicy, SamplerSettings, engine_names, fit_with_retries, get_engine
 from skhier.engine.samplers import check_sampler
@@ -163,6 +163,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         ``P(beta_row > beta_col)`` at ``level_``, computed on first access.
     diagnostics_ : skhier.diagnostics.Diagnostics
         Sampler health, with ``passed`` and the messages to act on.
+    approximation_ : skhier.engine.counts.Approximation or None
+        For an approximate engine (the count engine ``"laplace"``), how good its posterior is
+        (Pareto k per cell and ranked group); None for the exact engines.
     loo_ : arviz.ELPDData
         PSIS-LOO of the training rows (``elpd_loo``, ``se``, ``p_loo``, ``pareto_k`` per row),
         computed on first access, block by block (bounded memory).
@@ -393,8 +396,47 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 stacklevel=2,
             )
             self._attach(plan, result.idata, diagnostics, result.model)
+            self._set_approximation(result.approximation)
         self.diagnostics_.info["fit_seconds"] = time.perf_counter() - t_start
         return self
+
+    def _set_approximation(self, approximation):
+        """Record an approximate engine's check; warn when groups are outside its reach."""
+        self._approximation = approximation
+        if approximation is None:
+            return
+        summary = approximation.summary()
+        self.diagnostics_.info["approximation"] = {
+            which: {k: float(v) for k, v in row.items() if np.isfinite(v)}
+            for which, row in summary.iterrows()
+        }
+        bad = approximation.share_bad("groups")
+        if bad > 0:
+            warnings.warn(
+                f"engine {self.engine_!r} approximates each cell's likelihood by a Gaussian; for "
+                f"{bad:.1%} of the groups at level {self.level_!r} the importance ratios between "
+                "the exact and the approximate posterior have Pareto k > 0.7 (see "
+                "approximation_.groups): rank them with care, or fit the exact model "
+                "(engine='bambi') on a subset.",
+                ApproximationWarning,
+                stacklevel=3,
+            )
+
+    @property
+    def approximation_(self):
+        """How good an approximate engine's posterior is; None for the exact engines.
+
+        For the count engine (``engine_ == "laplace"``), a
+        :class:`skhier.engine.counts.Approximation`: Pareto k of the importance ratios between
+        the exact and the approximate posterior, per cell and per ranked group, with the
+        reweighted posterior means. Recomputed on first access after :meth:`load`.
+        """
+        check_is_fitted(self, "idata_")
+        if self._approximation is None and getattr(self, "_approximation_pending", False):
+            self._approximation_pending = False
+            engine = get_engine(self.plan_.engine)
+            self._approximation = engine.approximation(self.plan_, self.idata_)
+        return self._approximation
 
     def _attach(self, plan, idata, diagnostics, model=None):
         """Set the fitted attributes from a plan and its posterior."""
@@ -407,6 +449,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         self.level_ = plan.level
         self.groups_ = groups_table(plan.design)
         self._model = model  # None: built on first access of model_
+        self._approximation = None
         self._cache = {}
         self.rank_ = self.rank_table()
 
@@ -537,6 +580,10 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 )
             diagnostics = diagnose(state.idata, info=fitted["diagnostics_info"])
             ranker._attach(plan, state.idata, diagnostics)
+            ranker._approximation = None
+            ranker._approximation_pending = callable(
+                getattr(get_engine(plan.engine), "approximation", None)
+            )
         return ranker
 
     # ------------------------------------------------------------------ ranking

@@ -49,6 +49,7 @@ True
 
 from skhier.diagnostics.checks import ON_FAIL, check_diagnostics, diagnose
 from skhier.diagnostics.exceptions import (
+    ApproximationWarning,
     ConvergenceError,
     ConvergenceWarning,
     SamplerConvergenceWarning,
@@ -68,6 +69,7 @@ __all__ = [
     "MIN_ESS_PER_CHAIN",
     "ON_FAIL",
     "RHAT_MAX",
+    "ApproximationWarning",
     "ConvergenceError",
     "ConvergenceWarning",
     "Diagnostics",

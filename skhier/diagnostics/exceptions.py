@@ -48,6 +48,25 @@ class SamplerConvergenceWarning(ConvergenceWarning):
     """
 
 
+class ApproximationWarning(UserWarning):
+    """Warning issued when an approximate engine's posterior is not trustworthy for some groups.
+
+    The count engine approximates each cell's likelihood by a Gaussian; where the importance
+    ratios between the exact and the approximate posterior have Pareto k above 0.7, the
+    approximation cannot be corrected by reweighting.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skhier.diagnostics import ApproximationWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("Pareto k > 0.7 for 1% of the genes", ApproximationWarning)
+    >>> caught[0].category.__name__
+    'ApproximationWarning'
+    """
+
+
 class ConvergenceError(RuntimeError):
     """Raised by :func:`check_diagnostics` with ``on_fail="raise"`` when a check fails.
 

@@ -33,6 +33,7 @@ __all__ = [
     "engine_names",
     "choose_engine",
     "gaussian_suffstat_why_not",
+    "normal_priors_why_not",
 ]
 
 
@@ -106,6 +107,9 @@ class EngineFit:
         Seconds per step (``"sampling"``, ...) and other facts of the run.
     parametrization : dict of str to str
         Per group term: ``"centered"``, ``"noncentered"`` or ``"marginalized"``.
+    approximation : object or None, default=None
+        How good an approximate engine's posterior is (for the count engine a
+        :class:`skhier.engine.counts.Approximation`); None for the exact engines.
 
     Examples
     --------
@@ -117,6 +121,7 @@ class EngineFit:
     idata: Any
     timing: dict = field(default_factory=dict)
     parametrization: dict = field(default_factory=dict)
+    approximation: Any = None
 
 
 @runtime_checkable
@@ -180,6 +185,7 @@ def register(engine: Engine) -> Engine:
 BUILTIN_ENGINES = {
     "collapsed": "skhier.engine.collapsed",
     "suffstat": "skhier.engine.suffstat",
+    "laplace": "skhier.engine.counts",
     "bambi": "skhier.engine.bambi_model",
 }
 
@@ -205,7 +211,7 @@ def engine_names() -> tuple[str, ...]:
     Examples
     --------
     >>> engine_names()
-    ('collapsed', 'suffstat', 'bambi')
+    ('collapsed', 'suffstat', 'laplace', 'bambi')
     """
     return tuple(_load_engines())
 
@@ -300,6 +306,42 @@ def gaussian_suffstat_why_not(plan: FitPlan) -> str | None:
     parsed = plan.parsed
     if parsed.unsupported:
         return "; ".join(parsed.unsupported)
+    if parsed.offset is not None:
+        return f"the formula has an offset (offset({parsed.offset}))"
+    reason = normal_priors_why_not(plan)
+    if reason:
+        return reason
+    sigma = plan.priors.get("sigma")
+    if isinstance(sigma, Prior) and sigma.name not in SCALE_DISTRIBUTIONS:
+        return f"the prior of 'sigma' ({sigma.name}) is not a positive distribution"
+    return None
+
+
+def normal_priors_why_not(plan: FitPlan) -> str | None:
+    """Say why a plan's coefficients do not have the Normal priors the collapsed hierarchy needs.
+
+    Common terms need Normal priors; group terms ``Normal(0, sigma)`` with ``sigma`` a positive
+    distribution or a fixed number.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        The plan.
+
+    Returns
+    -------
+    str or None
+        The reason, or None when the priors qualify.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "g": list("aabb")})
+    >>> normal_priors_why_not(make_plan({"formula": "y ~ (1|g)"}, df)) is None
+    True
+    """
+    parsed = plan.parsed
     for name in (*parsed.common, *([INTERCEPT] if parsed.intercept else [])):
         prior = plan.priors.get(name)
         if isinstance(prior, Prior) and prior.name != "Normal":
@@ -314,7 +356,4 @@ def gaussian_suffstat_why_not(plan: FitPlan) -> str | None:
                 return f"the prior of {t.name!r} is not Normal(0, sigma)"
             if isinstance(sig, Prior) and sig.name not in SCALE_DISTRIBUTIONS:
                 return f"the scale prior of {t.name!r} ({sig.name}) is not a positive distribution"
-    sigma = plan.priors.get("sigma")
-    if isinstance(sigma, Prior) and sigma.name not in SCALE_DISTRIBUTIONS:
-        return f"the prior of 'sigma' ({sigma.name}) is not a positive distribution"
     return None

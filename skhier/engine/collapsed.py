@@ -24,7 +24,13 @@ from skhier.engine.tree import TreeLevel, TreeModel, draw_coefficients, log_marg
 from skhier.formula import INTERCEPT
 from skhier.priors import to_pymc
 
-__all__ = ["CollapsedEngine", "build_tree", "build_collapsed_model"]
+__all__ = [
+    "CollapsedEngine",
+    "build_tree",
+    "build_collapsed_model",
+    "sample_scales",
+    "attach_coefficients",
+]
 
 logger = logging.getLogger("skhier")
 
@@ -32,13 +38,17 @@ logger = logging.getLogger("skhier")
 MARGINALIZED = "marginalized"
 
 
-def build_tree(plan) -> TreeModel:
+def build_tree(plan, stats: dict | None = None) -> TreeModel:
     """Assemble the collapsed model's tree from a plan.
 
     Parameters
     ----------
     plan : FitPlan
         A plan the collapsed engine accepts (nested factors).
+    stats : dict or None, default=None
+        Per-cell statistics (``n``, ``WW``, ``Wy``, ``yy``); None computes the Gaussian
+        sufficient statistics of the plan's rows. Another engine passes its own (the count
+        engine: each cell's Gaussian approximation of its likelihood, with ``sigma = 1``).
 
     Returns
     -------
@@ -71,7 +81,8 @@ def build_tree(plan) -> TreeModel:
                 fixed_tau=[plan.fixed_tau.get(t.name) for t in terms],
             )
         )
-    stats = cell_statistics(design.W, design.y, design.cells, design.n_cells)
+    if stats is None:
+        stats = cell_statistics(design.W, design.y, design.cells, design.n_cells)
     return TreeModel(
         len(cols), [cols.index(c) for c in common], mu0, s0, levels, stats, tuple(cols)
     )
@@ -110,8 +121,27 @@ def build_collapsed_model(plan, tree: TreeModel | None = None):
     return model
 
 
-def _sample_scales(plan, tree, settings: SamplerSettings):
-    """Sample the scales; return (model or None, idata, which log density was sampled)."""
+def sample_scales(plan, tree, settings: SamplerSettings):
+    """Sample the scales of a collapsed model.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        The plan (its priors of ``sigma`` and of the group terms' scales).
+    tree : TreeModel
+        Its tree.
+    settings : SamplerSettings
+        How to sample.
+
+    Returns
+    -------
+    model : pymc.Model or None
+        The PyMC model sampled (None for the compiled density or when nothing is sampled).
+    idata : arviz.InferenceData
+        The scales' draws.
+    density : {"compiled", "pytensor", "none"}
+        Which log density was sampled.
+    """
     inputs = None
     if settings.sampler == "nutpie":
         from skhier.engine.compiled import compiled_inputs
@@ -135,8 +165,25 @@ def _sample_scales(plan, tree, settings: SamplerSettings):
     return model, idata, "none"
 
 
-def _attach_coefficients(plan, tree, idata, seed):
-    """Draw every coefficient given each draw of the scales; add them to the posterior."""
+def attach_coefficients(plan, tree, idata, seed):
+    """Draw every coefficient given each draw of the scales; add them to the posterior.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        The plan (fixed ``sigma`` read from its priors when not sampled).
+    tree : TreeModel
+        Its tree.
+    idata : arviz.InferenceData
+        The scales' draws.
+    seed : int or None
+        Seed of the coefficient draws.
+
+    Returns
+    -------
+    arviz.InferenceData
+        The same object with every coefficient added to its posterior (Bambi's names).
+    """
     import xarray as xr
 
     post = idata.posterior
@@ -250,9 +297,9 @@ class CollapsedEngine:
         """
         tree = build_tree(plan)
         t0 = time.perf_counter()
-        model, idata, density = _sample_scales(plan, tree, settings)
+        model, idata, density = sample_scales(plan, tree, settings)
         t1 = time.perf_counter()
-        idata = _attach_coefficients(plan, tree, idata, settings.seed)
+        idata = attach_coefficients(plan, tree, idata, settings.seed)
         timing = {
             "sampling": t1 - t0,
             "coefficient_draws": time.perf_counter() - t1,
