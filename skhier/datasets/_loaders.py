@@ -14,12 +14,16 @@ __all__ = [
     "load_mageck_demo1_results",
     "load_mageck_leukemia",
     "load_mageck_leukemia_results",
+    "load_hap1",
+    "load_reference_genes",
 ]
 
 _LEUKEMIA_COUNTS = "leukemia.new.csv.gz"
 _LEUKEMIA_MLE = "leukemia_mle.gene_summary.txt.gz"
 _DEMO1_COUNTS = "demo1_sample.txt.gz"
 _DEMO1_RRA = "demo1_rra.gene_summary.txt"
+_HAP1_COUNTS = "hap1_tkov3_reads.txt.gz"
+_REFERENCE = {"essential": "CEGv2.txt.gz", "nonessential": "NEGv1.txt.gz"}
 
 _LICENSE_NOTE = (
     "Data from MAGeCK's demos (https://sourceforge.net/projects/mageck, "
@@ -321,3 +325,80 @@ def _with_dtypes(results):
         is_count = column == "n_sgrnas" or column.endswith(("_rank", "_good_sgrnas"))
         results[column] = values.astype(np.int64 if is_count else np.float64)
     return results
+
+
+def load_hap1():
+    """Load a genome-wide CRISPR knockout screen: HAP1 cells, TKOv3 library, T0 and T18.
+
+    Read counts of 71,090 sgRNAs targeting 18,056 genes, at T0 and in three replicates 18
+    days later (``HAP1_T18A``, ``HAP1_T18B``, ``HAP1_T18C``), from the hart-lab/bagel
+    repository. Essential genes drop out between T0 and T18; :func:`load_reference_genes`
+    gives the standard reference sets to judge a ranking by.
+
+    Returns
+    -------
+    counts : pandas.DataFrame
+        71,090 rows; columns ``sgRNA`` (the guide sequence), ``gene`` (strings) and
+        ``HAP1_T0``, ``HAP1_T18A``, ``HAP1_T18B``, ``HAP1_T18C`` (int64). 272 sgRNAs have zero
+        counts in every sample.
+
+    See Also
+    --------
+    load_reference_genes : Core-essential and non-essential reference genes.
+    skhier.screens.CountScreen : Build the model of a count screen from such a table.
+
+    Notes
+    -----
+    Data from the hart-lab/bagel repository (Copyright (c) 2020 Hart Lab), MIT licensed; the
+    license text ships as ``skhier/datasets/data/LICENSE_hartlab.txt``.
+
+    References
+    ----------
+    .. [1] T. Hart et al., "Evaluation and design of genome-wide CRISPR/SpCas9 knockout screens",
+       G3 7, 2719-2727 (2017).
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_hap1
+    >>> counts = load_hap1()
+    >>> counts.shape
+    (71090, 6)
+    >>> counts.columns.tolist()[:3]
+    ['sgRNA', 'gene', 'HAP1_T0']
+    >>> counts["gene"].nunique()
+    18056
+    """
+    raw = _read(_HAP1_COUNTS, sep="\t", dtype={"SEQUENCE": str, "GENE": str})
+    counts = raw.rename(columns={"SEQUENCE": "sgRNA", "GENE": "gene"})
+    samples = [c for c in counts.columns if c not in ("sgRNA", "gene")]
+    counts[samples] = counts[samples].astype(np.int64)
+    return counts
+
+
+def load_reference_genes():
+    """Load the standard reference genes of knockout screens: CEGv2 and NEGv1.
+
+    Returns
+    -------
+    reference : dict of str to list of str
+        ``"essential"``: the 684 core-essential genes of CEGv2 (Hart et al. 2017);
+        ``"nonessential"``: the 927 non-essential genes of NEGv1 (Hart et al. 2014).
+
+    See Also
+    --------
+    load_hap1 : A genome-wide screen to rank them in.
+
+    Notes
+    -----
+    From the hart-lab/bagel repository (Copyright (c) 2020 Hart Lab), MIT licensed.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_reference_genes
+    >>> ref = load_reference_genes()
+    >>> len(ref["essential"]), len(ref["nonessential"])
+    (684, 927)
+    """
+    return {
+        key: _read(name, sep="\t", dtype=str)["GENE"].tolist() for key, name in _REFERENCE.items()
+    }
