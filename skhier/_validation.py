@@ -224,10 +224,11 @@ def check_counts(data: pd.DataFrame, column: str, family: str) -> None:
     Examples
     --------
     >>> import pandas as pd
-    >>> check_counts(pd.DataFrame({"n": [0, 3, 2.5]}), "n", "poisson")  # doctest: +ELLIPSIS
+    >>> check_counts(pd.DataFrame({"n": [0, 3, 2.5]}), "n", "poisson")
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: family='poisson' needs counts (non-negative integers) in 'n', but 1 row(s) ...row 2 (2.5).
+    ValueError: family='poisson' needs counts (non-negative integers) in 'n', ...row 2 (2.5).
     """
     vals = np.asarray(data[column], dtype=np.float64)
     bad = (vals < 0) | (vals != np.round(vals))

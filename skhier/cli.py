@@ -1,4 +1,4 @@
-"""The ``skhier`` command: ``demo``, ``simulate`` and ``rank``.
+"""The ``skhier`` command: ``demo``, ``simulate``, ``rank`` and ``screen``.
 
 Examples
 --------
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        The parser of ``skhier demo | simulate | rank``.
+        The parser of ``skhier demo | simulate | rank | screen``.
     """
     parser = argparse.ArgumentParser(
         prog="skhier",
@@ -72,7 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--chains", type=int, default=4)
     rank.add_argument("--seed", type=int, default=0)
     rank.add_argument("--out", default=None, help="write the full rank table to this CSV")
-    for p in (demo, rank):
+    screen = sub.add_parser(
+        "screen", help="rank the genes of a count screen (MAGeCK count table) and write summaries"
+    )
+    screen.add_argument("counts", help="count table: sgRNA, gene, one column per sample")
+    screen.add_argument("--control", default=None, help="control samples, comma-separated")
+    screen.add_argument("--treatment", default=None, help="treatment samples, comma-separated")
+    screen.add_argument("--design", default=None, help="design matrix (MAGeCK MLE layout)")
+    screen.add_argument("--condition", default=None, help="design condition to rank")
+    screen.add_argument("--norm-method", default="median", choices=["median", "total", "none"])
+    screen.add_argument(
+        "--direction", default="negative", choices=["negative", "positive"],
+        help="rank depleted (negative) or enriched (positive) genes first",
+    )
+    screen.add_argument("--top-k", type=int, default=20)
+    screen.add_argument("--draws", type=int, default=1000)
+    screen.add_argument("--chains", type=int, default=2)
+    screen.add_argument("--seed", type=int, default=0)
+    screen.add_argument("--out", required=True, help="output prefix (as MAGeCK's -n)")
+    for p in (demo, rank, screen):
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -179,6 +197,58 @@ def _rank(args, out) -> int:
     return 0
 
 
+def _screen(args, out) -> int:
+    import os
+
+    from skhier.screens import count_screen, write_summaries
+
+    t0 = time.perf_counter()
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"output folder {folder!r} (of --out {args.out!r}) does not exist.")
+    screen = count_screen(
+        args.counts,
+        control=args.control,
+        treatment=args.treatment,
+        design=args.design,
+        normalization=args.norm_method,
+    )
+    n_sg, n_genes = len(screen.counts), screen.counts["gene"].nunique()
+    out.write(
+        f"Read {n_sg + len(screen.dropped):,} sgRNAs; dropped {len(screen.dropped):,} with no "
+        "reads "
+        f"in any used sample; {n_sg:,} sgRNAs in {n_genes:,} genes x {len(screen.design)} "
+        f"samples.\nSize factors ({screen.normalization}): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in screen.size_factors.items())
+        + f"\nFitting {screen.formula} (negative binomial) ...\n"
+    )
+    ranker = screen.ranker(
+        args.condition,
+        direction=args.direction,
+        top_k=args.top_k,
+        draws=args.draws,
+        chains=args.chains,
+        random_state=args.seed,
+        progressbar=not args.no_progress,
+    )
+    ranker.fit(screen.data)
+    paths = write_summaries(ranker, screen, args.out)
+    _show(
+        f"Top genes ({args.direction} selection; p_top_k = P(rank <= {args.top_k})):",
+        ranker.rank_.head(args.top_k),
+        RANK_COLUMNS,
+        out,
+    )
+    approx = ranker.approximation_
+    if approx is not None:
+        out.write(f"\nGaussian approximation of the count likelihoods: {approx!r}\n")
+    out.write("\n" + ranker.diagnostics_.summary() + "\n")
+    out.write(
+        f"\nWrote {paths['gene']} and {paths['sgrna']} in {time.perf_counter() - t0:.1f} s.\n"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     """Run the ``skhier`` command.
 
@@ -199,7 +269,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = sys.stdout
     try:
-        return {"demo": _demo, "simulate": _simulate, "rank": _rank}[args.command](args, out)
+        commands = {"demo": _demo, "simulate": _simulate, "rank": _rank, "screen": _screen}
+        return commands[args.command](args, out)
     except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
         sys.stderr.write(f"skhier {args.command}: error: {exc}\n")
         return 2

@@ -63,7 +63,7 @@ ABUNDANCE_SD = 10.0
 
 
 def _shown(values, n=5) -> str:
-    values = list(values)
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
     text = ", ".join(repr(v) for v in values[:n])
     return text + (f" and {len(values) - n} more" if len(values) > n else "")
 
@@ -80,7 +80,7 @@ def _sniff_sep(path) -> str:
 
 
 def read_count_table(path, *, sep=None) -> pd.DataFrame:
-    """Read a MAGeCK-style count table and check it.
+    r"""Read a MAGeCK-style count table and check it.
 
     Parameters
     ----------
@@ -108,7 +108,7 @@ def read_count_table(path, *, sep=None) -> pd.DataFrame:
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     path = os.path.join(tmp, "counts.txt")
     ...     with open(path, "w") as f:
-    ...         _ = f.write("sgRNA\\tGene\\tT0\\tT1\\ns1\\tA\\t10\\t5\\ns2\\tA\\t8\\t0\\n")
+    ...         _ = f.write("sgRNA\tGene\tT0\tT1\ns1\tA\t10\t5\ns2\tA\t8\t0\n")
     ...     read_count_table(path).columns.tolist()
     ['sgRNA', 'gene', 'T0', 'T1']
     """
@@ -118,8 +118,8 @@ def read_count_table(path, *, sep=None) -> pd.DataFrame:
     if os.path.isdir(path):
         raise ValueError(f"count table {path!r} is a directory; give the table's file.")
     sep = _sniff_sep(path) if sep is None else sep
-    raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, engine="python"
-                      if sep == r"\s+" else "c")
+    engine = "python" if sep == r"\s+" else "c"
+    raw = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, engine=engine)
     return check_count_table(raw, source=path)
 
 
@@ -149,9 +149,10 @@ def check_count_table(table: pd.DataFrame, *, source: str = "the count table") -
     --------
     >>> import pandas as pd
     >>> check_count_table(pd.DataFrame({"id": ["a", "a"], "Gene": ["G", "G"], "T0": [1, 2]}))
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the count table has duplicated sgRNA ids: 'a' (rows 0, 1); each sgRNA needs its own row.
+    ValueError: the count table has duplicated sgRNA ids: 'a' (rows 0, 1); each sgRNA needs ...
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"a count table must be a pandas DataFrame, got {type(table).__name__}.")
@@ -237,11 +238,8 @@ def read_design_matrix(path_or_frame) -> pd.DataFrame:
     --------
     >>> import pandas as pd
     >>> d = pd.DataFrame({"Samples": ["T0", "T1"], "baseline": [1, 1], "drug": [0, 1]})
-    >>> read_design_matrix(d)
-            drug
-    Samples
-    T0         0
-    T1         1
+    >>> read_design_matrix(d)["drug"].to_dict()
+    {'T0': 0, 'T1': 1}
     """
     if isinstance(path_or_frame, pd.DataFrame):
         raw = path_or_frame.copy()
@@ -253,14 +251,15 @@ def read_design_matrix(path_or_frame) -> pd.DataFrame:
     raw = raw.set_index(raw.columns[0])
     raw.index = raw.index.astype(str)
     if raw.index.duplicated().any():
-        raise ValueError(f"the design matrix lists samples twice: {_shown(raw.index[raw.index.duplicated()])}.")
+        twice = raw.index[raw.index.duplicated()]
+        raise ValueError(f"the design matrix lists samples twice: {_shown(twice)}.")
     values = raw.apply(pd.to_numeric, errors="coerce")
     bad = ~values.isin([0, 1])
     if bad.to_numpy().any():
         r, c = np.argwhere(bad.to_numpy())[0]
         raise ValueError(
             f"the design matrix must hold 0 or 1, but sample {raw.index[r]!r} has "
-            f"{raw.iat[r, c]!r} in column {str(raw.columns[c])!r}."
+            f"{_shown([raw.iat[r, c]])} in column {str(raw.columns[c])!r}."
         )
     values = values.astype(np.int64)
     base = values.columns[0]
@@ -341,7 +340,7 @@ def size_factors(counts: pd.DataFrame, method: str = "median", control=None) -> 
 
 
 def _identifier(name: str) -> str:
-    """A formula-safe column name for a condition."""
+    """Return a formula-safe column name for a condition."""
     clean = re.sub(r"\W+", "_", str(name)).strip("_") or "condition"
     return clean if not clean[0].isdigit() else f"c_{clean}"
 
@@ -384,7 +383,7 @@ class CountScreen:
     >>> from skhier.datasets import load_mageck_demo1
     >>> s = count_screen(load_mageck_demo1(), control=["HL60.initial"], treatment=["HL60.final"])
     >>> s.conditions, len(s.dropped)
-    (['treatment'], 0)
+    (['treatment'], 2)
     """
 
     counts: pd.DataFrame
@@ -433,7 +432,7 @@ class CountScreen:
         return pd.DataFrame(frame)
 
     def ranker(self, condition=None, *, direction="negative", **params):
-        """A :class:`skhier.HierarchicalRanker` of this screen's model, ranking genes.
+        """Make a :class:`skhier.HierarchicalRanker` of this screen's model, ranking genes.
 
         Parameters
         ----------
@@ -535,10 +534,11 @@ def count_screen(
     Examples
     --------
     >>> from skhier.datasets import load_mageck_demo1
-    >>> s = count_screen(load_mageck_demo1(), control="HL60.initial", treatment="HL60.fnial")
+    >>> count_screen(load_mageck_demo1(), control="HL60.initial", treatment="HL60.fnial")
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: sample 'HL60.fnial' (treatment) is not a column of the count table; its samples are ['HL60.initial', 'KBM7.initial', 'HL60.final', 'KBM7.final'].
+    ValueError: sample 'HL60.fnial' (treatment) is not a column of the count table; its ...
     """
     if not isinstance(table, pd.DataFrame):
         table = read_count_table(table)
@@ -617,8 +617,25 @@ def _normalized(screen: CountScreen, samples) -> np.ndarray:
     return screen.counts[samples].to_numpy(np.float64) / screen.size_factors[samples].to_numpy()
 
 
+def _other_condition(ranker, column):
+    """Rank the genes by a condition the ranker was not ranking."""
+    from skhier.effects import level_totals
+    from skhier.ranking import rank_posterior
+
+    plan = ranker.plan_
+    totals = level_totals(
+        ranker.idata_.posterior, plan.parsed, plan.design, column, plan.design.factors["gene"]
+    )
+    return rank_posterior(
+        totals,
+        ascending=bool(ranker.ascending),
+        top_k=min(ranker.top_k, totals.shape[-1]),
+        hdi_prob=ranker.hdi_prob,
+    )
+
+
 def gene_summary(ranker, screen: CountScreen) -> pd.DataFrame:
-    """The gene ranking in MAGeCK MLE's ``gene_summary`` layout, with skhier's columns added.
+    """Tabulate the gene ranking in MAGeCK MLE's ``gene_summary`` layout, with skhier's columns.
 
     Per condition ``c`` (its user label): ``c|beta`` (posterior mean of the gene's log fold
     change, natural log as in MAGeCK MLE), ``c|z`` (mean over sd), ``c|p-value`` and
@@ -647,10 +664,12 @@ def gene_summary(ranker, screen: CountScreen) -> pd.DataFrame:
     ranked = ranker.column_
     table = ranker.rank_
     n_sg = screen.counts.groupby("gene", sort=False).size()
-    out = pd.DataFrame({"Gene": table.index.astype(str), "sgRNA": n_sg.reindex(table.index).to_numpy()})
+    out = pd.DataFrame(
+        {"Gene": table.index.astype(str), "sgRNA": n_sg.reindex(table.index).to_numpy()}
+    )
     for c in screen.conditions:
         label = screen.condition_labels.get(c, c)
-        t = table if c == ranked else ranker.rank_table(column=c).reindex(table.index)
+        t = table if c == ranked else _other_condition(ranker, c).reindex(table.index)
         z = t["mean"] / t["sd"]
         p = np.minimum(1.0, 2.0 * t["lfsr"].to_numpy())
         out[f"{label}|beta"] = t["mean"].to_numpy()
@@ -669,7 +688,7 @@ def gene_summary(ranker, screen: CountScreen) -> pd.DataFrame:
 
 
 def sgrna_summary(ranker, screen: CountScreen) -> pd.DataFrame:
-    """The sgRNAs in MAGeCK's ``sgrna_summary`` layout, with their posterior effects added.
+    """Tabulate the sgRNAs in MAGeCK's ``sgrna_summary`` layout, with their posterior effects.
 
     MAGeCK's columns (``sgrna``, ``Gene``, ``control_count``, ``treatment_count`` as
     slash-separated normalized counts, ``control_mean``, ``treat_mean``, ``LFC`` as log2 fold
@@ -713,7 +732,9 @@ def sgrna_summary(ranker, screen: CountScreen) -> pd.DataFrame:
         }
     )
     sg = ranker.rank_table(level="gene:sgRNA")
-    keys = (screen.counts["gene"].astype(str) + ":" + screen.counts["sgRNA"].astype(str)).to_numpy()
+    keys = screen.counts["sgRNA"].astype(str).to_numpy()  # shown by sgRNA id when those are unique
+    if not pd.Index(keys).isin(sg.index).all():
+        keys = (screen.counts["gene"].astype(str) + ":" + keys).to_numpy()
     sg = sg.reindex(keys)
     out["beta"] = sg["mean"].to_numpy()
     out["sd"] = sg["sd"].to_numpy()

@@ -138,9 +138,7 @@ def cell_data(plan) -> CellData:
     np.cumsum(counts, out=ptr[1:])
     off = plan.parsed.offset
     offset = (
-        np.zeros(design.n_rows)
-        if off is None
-        else np.asarray(plan.data[off], dtype=np.float64)
+        np.zeros(design.n_rows) if off is None else np.asarray(plan.data[off], dtype=np.float64)
     )
     return CellData(
         y=np.ascontiguousarray(design.y[order], dtype=np.float64),
@@ -293,7 +291,7 @@ def expand_cells(cd: CellData, columns, alpha) -> CellExpansion:
     """
     theta0 = _start(cd, columns)
     m, d = _weak_prior(cd, theta0)
-    first, *_ , iters = _modes(cd, alpha, m, d, theta0)
+    first, *_, iters = _modes(cd, alpha, m, d, theta0)
     counts = np.diff(cd.ptr)
     med, spread = _robust_prior(first, (iters <= 50) & (counts > 0))
     m2 = np.broadcast_to(med, first.shape).copy()
@@ -441,7 +439,8 @@ def cell_only_columns(plan) -> list[int]:
         if terms and all(t.factor == finest and t.name in plan.fixed_tau for t in terms):
             drop.append(k)
     kept_at_finest = [
-        t for t in parsed.group_terms
+        t
+        for t in parsed.group_terms
         if t.factor == finest and design.columns.index(t.column) not in drop
     ]
     return drop if kept_at_finest else []
@@ -668,8 +667,17 @@ def check_approximation(plan, posterior, cd: CellData, expansion: CellExpansion,
         draws = _cell_draws(plan, posterior, columns, nodes, take, block)
         ptr = cd.ptr[block.start : block.stop + 1]
         lw[block] = cell_log_weights(
-            cd.y, cd.offset, cd.W, ptr, cd.family, e.alpha, e.theta[block], e.g[block],
-            e.H[block], e.ll[block], draws,
+            cd.y,
+            cd.offset,
+            cd.W,
+            ptr,
+            cd.family,
+            e.alpha,
+            e.theta[block],
+            e.g[block],
+            e.H[block],
+            e.ll[block],
+            draws,
         ).T
     _, k_cells = psis_smooth(lw)
     cells = pd.DataFrame(
@@ -904,7 +912,11 @@ class LaplaceEngine:
             )
             keep = [k for k in range(len(columns)) if k not in drop]
             reduction = CellReduction(
-                np.asarray(keep), np.asarray(drop), tuple(t.name for t in terms), cov, gain,
+                np.asarray(keep),
+                np.asarray(drop),
+                tuple(t.name for t in terms),
+                cov,
+                gain,
                 shift,
             )
             tree_plan = _reduced_plan(tree_plan, keep, {t.name for t in terms})
