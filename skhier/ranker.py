@@ -79,7 +79,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     term : str or None, default=None
         Deprecated spelling of ``column`` (it names a column, not a term).
     family : str, default="gaussian"
-        Bambi family of the response. Families other than Gaussian use Bambi's own model.
+        Bambi family of the response. ``"negativebinomial"`` and ``"poisson"`` with nested
+        factors use the Laplace count engine; other families Bambi's own model.
     priors : dict or None, default=None
         Priors by term name (``"H0"``, ``"H0|gene"``, ``"sigma"``), as ``bambi.Prior`` or
         :class:`skhier.priors.Prior`. None uses Bambi's data-scaled defaults.
@@ -116,10 +117,13 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         takes one choice for every term (``"auto"`` is its default, non-centered). The collapsed
         engine integrates the coefficients out, so it has none (``"marginalized"``). The choice
         is recorded in ``diagnostics_.info["parametrization"]``.
-    engine : {"auto", "collapsed", "suffstat", "bambi"}, default="auto"
+    engine : {"auto", "collapsed", "suffstat", "laplace", "bambi"}, default="auto"
         ``"auto"`` uses the collapsed engine when the model allows it (Gaussian, plain terms,
         nested factors), else the sufficient-statistics engine (Gaussian with crossed factors:
-        every coefficient sampled, the likelihood from per-cell sums), else Bambi's own model
+        every coefficient sampled, the likelihood from per-cell sums), else for negative
+        binomial and Poisson counts with nested factors the Laplace count engine (each finest
+        group's likelihood made Gaussian, the hierarchy exact, the approximation checked in
+        ``approximation_``; ``engine="bambi"`` is the exact route), else Bambi's own model
         (see :mod:`skhier.engine`; engines registered there are accepted by name).
     on_fail : {"warn", "raise", "refit", "ignore"}, default="warn"
         What a failed convergence check does; ``"refit"`` refits with more warm-up and a higher
@@ -153,7 +157,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     column_ : str
         The ranked column (``"coefficient"`` when the coefficients are ranked).
     engine_ : str
-        The engine that fitted the model (``"collapsed"``, ``"suffstat"`` or ``"bambi"``).
+        The engine that fitted the model (``"collapsed"``, ``"suffstat"``, ``"laplace"`` or
+        ``"bambi"``).
     plan_ : skhier.plan.FitPlan
         What was fitted: terms after pooling, priors, rows, design, ranked level, engine and
         why the preferred engines were passed over.

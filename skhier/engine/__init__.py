@@ -7,6 +7,8 @@
 - One module per engine, in the order they are preferred: :mod:`skhier.engine.collapsed`
   (Gaussian, nested factors: coefficients integrated out along :mod:`skhier.engine.tree`),
   :mod:`skhier.engine.suffstat` (Gaussian, crossed factors: per-cell likelihood),
+  :mod:`skhier.engine.counts` (negative binomial and Poisson, nested factors: each cell's
+  likelihood made Gaussian, the hierarchy exact through the collapsed tree),
   :mod:`skhier.engine.bambi_model` (Bambi's own model: everything else).
 
 Importing this package loads none of PyMC, Bambi or numba; an engine imports them when it fits.
