@@ -80,7 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--treatment", default=None, help="treatment samples, comma-separated")
     screen.add_argument("--design", default=None, help="design matrix (MAGeCK MLE layout)")
     screen.add_argument("--condition", default=None, help="design condition to rank")
-    screen.add_argument("--norm-method", default="median", choices=["median", "total", "none"])
+    screen.add_argument(
+        "--norm-method", default="median", choices=["median", "total", "control", "none"],
+        help="size factors: median ratio, total reads, control sgRNAs/genes, or none",
+    )
+    screen.add_argument(
+        "--control-sgrna", metavar="FILE",
+        help="sgRNA ids (one per line) for --norm-method control, as MAGeCK's option",
+    )
+    screen.add_argument(
+        "--control-gene", metavar="FILE",
+        help="gene names (one per line) for --norm-method control, as MAGeCK's option",
+    )
     screen.add_argument(
         "--direction", default="negative", choices=["negative", "positive"],
         help="rank depleted (negative) or enriched (positive) genes first",
@@ -93,6 +104,45 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (demo, rank, screen):
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
+
+
+class _Stages(logging.Handler):
+    """Show the fit's stages (skhier's INFO records) on a terminal, with the elapsed time."""
+
+    def __init__(self, stream):
+        super().__init__(logging.INFO)
+        self.stream = stream
+        self.t0 = time.perf_counter()
+
+    def emit(self, record):
+        if record.levelno != logging.INFO:
+            return
+        message = record.getMessage().removeprefix("skhier: ")
+        self.stream.write(f"[{time.perf_counter() - self.t0:7.1f} s] {message}\n")
+        self.stream.flush()
+
+
+def _stages(show: bool):
+    """Attach a :class:`_Stages` handler while a fit runs, when shown and stderr is a terminal."""
+    import contextlib
+
+    stream = sys.stderr
+    if not show or not (hasattr(stream, "isatty") and stream.isatty()):
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def attached():
+        log = logging.getLogger("skhier")
+        handler, level = _Stages(stream), log.level
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        try:
+            yield handler
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+    return attached()
 
 
 def _show(title: str, table, columns, out) -> None:
@@ -197,7 +247,28 @@ def _rank(args, out) -> int:
     return 0
 
 
+def _id_list(path, option):
+    """Ids in a file, one per line (blank lines and ``#`` comments skipped); None without one."""
+    if path is None:
+        return None
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{option} {path!r} is not a file.")
+    with open(path) as f:
+        ids = [line.split("#")[0].strip() for line in f]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise ValueError(f"{option} {path!r} holds no ids (one per line).")
+    return ids
+
+
 def _screen(args, out) -> int:
+    with _stages(not args.no_progress):
+        return _screen_run(args, out)
+
+
+def _screen_run(args, out) -> int:
     import os
 
     from skhier.screens import count_screen, write_summaries
@@ -212,6 +283,8 @@ def _screen(args, out) -> int:
         treatment=args.treatment,
         design=args.design,
         normalization=args.norm_method,
+        control_sgrnas=_id_list(args.control_sgrna, "--control-sgrna"),
+        control_genes=_id_list(args.control_gene, "--control-gene"),
     )
     n_sg, n_genes = len(screen.counts), screen.counts["gene"].nunique()
     out.write(
@@ -232,6 +305,7 @@ def _screen(args, out) -> int:
         progressbar=not args.no_progress,
     )
     ranker.fit(screen.data)
+    logging.getLogger("skhier").info("skhier: writing the gene and sgRNA summaries")
     paths = write_summaries(ranker, screen, args.out)
     _show(
         f"Top genes ({args.direction} selection; p_top_k = P(rank <= {args.top_k})):",

@@ -10,6 +10,7 @@ engine), fits it through the chosen engine under the refit policy
 
 from __future__ import annotations
 
+import logging
 import numbers
 import time
 import warnings
@@ -47,6 +48,8 @@ from skhier.predictive import (
 )
 
 __all__ = ["HierarchicalRanker", "save", "load"]
+
+logger = logging.getLogger("skhier")
 
 
 PARAMETRIZATIONS = ("auto", "centered", "noncentered")
@@ -456,6 +459,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         self._model = model  # None: built on first access of model_
         self._approximation = None
         self._cache = {}
+        logger.info("skhier: ranking the groups at level %r", plan.level)
         self.rank_ = self.rank_table()
 
     @property

@@ -444,7 +444,10 @@ class CountScreen:
             screen); ``"positive"`` the most enriched.
         **params
             Other parameters of the ranker (``draws``, ``chains``, ``random_state``, ...).
-            The defaults: 2 chains of 1,000 draws after 500 warm-up iterations.
+            The defaults: 2 chains of 1,000 draws after 500 warm-up iterations, and
+            ``on_fail="refit"`` (a fit failing a check is refitted with more warm-up and a
+            higher target acceptance, then warns if it still fails). ``priors``
+            are added to the screen's own (a number for ``"alpha"`` fixes the dispersion).
 
         Returns
         -------
@@ -458,11 +461,12 @@ class CountScreen:
                 f"direction={direction!r} is not valid; choose one of ('negative', 'positive')."
             )
         column = self._condition(condition)
-        settings = {"draws": 1000, "tune": 500, "chains": 2, **params}
+        settings = {"draws": 1000, "tune": 500, "chains": 2, "on_fail": "refit", **params}
+        priors = {**self.priors, **(settings.pop("priors", None) or {})}
         return HierarchicalRanker(
             formula=self.formula,
             family="negativebinomial",
-            priors=self.priors,
+            priors=priors,
             level="gene",
             column=column,
             ascending=direction == "negative",
@@ -731,7 +735,7 @@ def sgrna_summary(ranker, screen: CountScreen) -> pd.DataFrame:
             "LFC": np.log2((mean_t + 1.0) / (mean_c + 1.0)),
         }
     )
-    sg = ranker.rank_table(level="gene:sgRNA")
+    sg = _sgrna_effects(ranker)
     keys = screen.counts["sgRNA"].astype(str).to_numpy()  # shown by sgRNA id when those are unique
     if not pd.Index(keys).isin(sg.index).all():
         keys = (screen.counts["gene"].astype(str) + ":" + keys).to_numpy()
@@ -741,6 +745,29 @@ def sgrna_summary(ranker, screen: CountScreen) -> pd.DataFrame:
     out["lfsr"] = sg["lfsr"].to_numpy()
     out["rank"] = sg["rank"].to_numpy()
     return out
+
+
+def _sgrna_effects(ranker, block: int = 4096) -> pd.DataFrame:
+    """Mean, sd, lfsr and rank (by the mean, best first) of every sgRNA's total effect.
+
+    What the sgRNA summary shows, computed over blocks of sgRNAs from the draws: a full rank
+    table (expected ranks and their intervals over some 70,000 sgRNAs) is not needed there.
+    """
+    draws = ranker.effect_draws(level="gene:sgRNA")
+    values = np.asarray(draws)
+    values = values.reshape(-1, values.shape[-1])
+    n = values.shape[1]
+    mean, sd, lfsr = np.empty(n), np.empty(n), np.empty(n)
+    for lo in range(0, n, block):
+        x = values[:, lo : lo + block].astype(np.float64)
+        mean[lo : lo + block] = x.mean(axis=0)
+        sd[lo : lo + block] = x.std(axis=0, ddof=1)
+        lfsr[lo : lo + block] = np.minimum((x <= 0).mean(axis=0), (x >= 0).mean(axis=0))
+    key = mean if ranker.ascending else -mean
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(key, kind="stable")] = np.arange(1, n + 1)
+    index = pd.Index(np.asarray(draws[draws.dims[-1]].values).astype(str))
+    return pd.DataFrame({"mean": mean, "sd": sd, "lfsr": lfsr, "rank": rank}, index=index)
 
 
 def write_summaries(ranker, screen: CountScreen, prefix) -> dict:

@@ -1,5 +1,9 @@
 """Count screens: reading and checking tables, size factors, the model, MAGeCK-layout output."""
 
+import io
+import logging
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,7 +138,7 @@ def demo_fit():
     screen = count_screen(
         counts, control="HL60.initial,KBM7.initial", treatment="HL60.final,KBM7.final"
     )
-    ranker = screen.ranker(random_state=0, n_jobs=1, draws=500)
+    ranker = screen.ranker(random_state=0, n_jobs=1)
     ranker.fit(screen.data)
     return screen, ranker
 
@@ -199,6 +203,49 @@ def test_cli_screen(tmp_path, capsys):
     assert "Top genes" in text and "Gaussian approximation" in text
     g = pd.read_csv(f"{out}.gene_summary.txt", sep="\t")
     assert "treatment|beta" in g.columns
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_cli_screen_shows_its_stages_on_a_terminal(tmp_path, monkeypatch, tty):
+    counts = tmp_path / "counts.txt"
+    load_mageck_demo1().to_csv(counts, sep="\t", index=False)
+    err = _Terminal() if tty else io.StringIO()
+    before = list(logging.getLogger("skhier").handlers)
+    monkeypatch.setattr(sys, "stderr", err)
+    args = ["screen", str(counts), "--control", "HL60.initial", "--treatment", "HL60.final"]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 0
+    text = err.getvalue()
+    stages = ["estimating alpha", "pilot run", "sampling the scales", "diagnosing", "ranking",
+              "writing the gene and sgRNA summaries"]  # fmt: skip
+    if tty:
+        assert all(stage in text for stage in stages), text
+        assert "s] " in text  # with the elapsed time
+    else:
+        assert not any(stage in text for stage in stages), text
+    assert logging.getLogger("skhier").handlers == before  # detached afterwards
+
+
+def test_cli_screen_normalizes_on_control_genes(tmp_path, capsys):
+    table = load_mageck_demo1()
+    counts = tmp_path / "counts.txt"
+    table.to_csv(counts, sep="\t", index=False)
+    genes = tmp_path / "controls.txt"
+    genes.write_text("# non-targeting\n" + "\n".join(table["gene"].unique()[:40]) + "\n\n")
+    args = ["screen", str(counts), "--control", "HL60.initial", "--treatment", "HL60.final",
+            "--out", str(tmp_path / "c"), "--no-progress"]  # fmt: skip
+    assert main([*args, "--norm-method", "control", "--control-gene", str(genes)]) == 0
+    assert "Size factors (control)" in capsys.readouterr().out
+    # a missing file and an empty one: exit 2, one line naming the option and the file
+    assert main([*args, "--norm-method", "control", "--control-gene", str(tmp_path / "no")]) == 2
+    assert "--control-gene" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    code = main([*args, "--norm-method", "control", "--control-sgrna", str(tmp_path / "empty.txt")])
+    assert code == 2 and "holds no ids" in capsys.readouterr().err
 
 
 def test_cli_screen_bad_sample(tmp_path, capsys):

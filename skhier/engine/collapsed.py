@@ -165,7 +165,7 @@ def sample_scales(plan, tree, settings: SamplerSettings):
     return model, idata, "none"
 
 
-def attach_coefficients(plan, tree, idata, seed):
+def attach_coefficients(plan, tree, idata, seed, cell_dtype=None):
     """Draw every coefficient given each draw of the scales; add them to the posterior.
 
     Parameters
@@ -178,6 +178,8 @@ def attach_coefficients(plan, tree, idata, seed):
         The scales' draws.
     seed : int or None
         Seed of the coefficient draws.
+    cell_dtype : numpy dtype or None, default=None
+        Float type in which the finest level's draws are stored (None keeps float64).
 
     Returns
     -------
@@ -210,11 +212,12 @@ def attach_coefficients(plan, tree, idata, seed):
     for t, level in enumerate(tree.levels):
         dim = dim_name(level.factor)
         coords[dim] = np.asarray(plan.design.factors[level.factor].labels, dtype=object)
+        finest = cell_dtype is not None and t == len(tree.levels) - 1
         for a, term in enumerate(level.terms):
-            new[term] = (
-                ("chain", "draw", dim),
-                groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes),
-            )
+            values = groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes)
+            new[term] = (("chain", "draw", dim), values.astype(cell_dtype) if finest else values)
+        if finest:
+            groups[t] = None  # the float64 draws go before the next level's are copied
     idata.posterior = post.assign_coords(coords).assign(
         {k: xr.Variable(d, v) for k, (d, v) in new.items()}
     )

@@ -64,6 +64,10 @@ COUNT_FAMILIES = {"poisson": 0, "negativebinomial": 1}
 #: Warm-up and draws per chain of the pilot run that places the expansions.
 PILOT_TUNE = 200
 PILOT_DRAWS = 100
+#: Float type of the stored cell-level (sgRNA) draws: float32 halves the posterior's memory on a
+#: genome-wide screen (71,090 sgRNAs x 2,000 draws: 0.57 GB per term instead of 1.14 GB), and its
+#: seven significant digits are far below the Monte Carlo error of any summary.
+CELL_DTYPE = np.float32
 #: Name of the expansion points in ``constant_data``.
 EXPANSION_POINT = "laplace_expansion_point"
 
@@ -759,7 +763,7 @@ def _attach_reduced(plan, tree_plan, reduction, idata, seed):
     kept_cols = list(tree_plan.design.columns)
     nodes = _cell_nodes(plan)
     n_cells = plan.design.n_cells
-    out = np.empty((len(reduction.terms), n_total, n_cells))
+    out = np.empty((len(reduction.terms), n_total, n_cells), dtype=CELL_DTYPE)
     rng = np.random.default_rng(None if seed is None else [seed, 11])
     take = np.arange(n_total)
     for block in _cell_blocks(n_cells, n_total, budget=8_000_000):
@@ -844,7 +848,10 @@ class LaplaceEngine:
     """
 
     name = "laplace"
-    default_target_accept = 0.95
+    # NUTS moves only the group scales here, whose posterior is smooth: on HAP1, 0.8 gives the
+    # same diagnostics as 0.95 (no divergences, R-hat 1.008, bulk ESS 1,150) in a quarter of the
+    # sampling time (12 s against 46 s, 2.7 leapfrog steps per draw)
+    default_target_accept = 0.8
     switches_parametrization = False
 
     def why_not(self, plan) -> str | None:
@@ -930,7 +937,7 @@ class LaplaceEngine:
         t0 = time.perf_counter()
         model, idata, density = sample_scales(tree_plan, tree, settings)
         t1 = time.perf_counter()
-        idata = attach_coefficients(tree_plan, tree, idata, settings.seed)
+        idata = attach_coefficients(tree_plan, tree, idata, settings.seed, cell_dtype=CELL_DTYPE)
         if reduction is not None:
             _attach_reduced(plan, tree_plan, reduction, idata, settings.seed)
         timing = {
@@ -988,8 +995,16 @@ class LaplaceEngine:
         from skhier.engine.collapsed import MARGINALIZED
 
         t0 = time.perf_counter()
+        logger.info(
+            "laplace: %d cells; estimating alpha and expanding the cells", plan.design.n_cells
+        )
         cd, expansion = self._prepare(plan)
         t1 = time.perf_counter()
+        logger.info(
+            "laplace: alpha %.3g (%.1f s); pilot run placing the expansions",
+            expansion.alpha,
+            t1 - t0,
+        )
         pilot = settings.replace(
             tune=min(settings.tune, PILOT_TUNE), draws=PILOT_DRAWS, progressbar=False
         )
@@ -998,8 +1013,14 @@ class LaplaceEngine:
         del pilot_idata
         expansion = expand_at(cd, means, expansion.alpha)
         t2 = time.perf_counter()
+        logger.info("laplace: pilot done (%.1f s); sampling the scales", t2 - t1)
         model, idata, timing = self._posterior(plan, expansion, settings)
         _store_expansion(plan, idata, expansion)
+        logger.info(
+            "laplace: sampled (%.1f s), coefficients drawn (%.1f s); checking the approximation",
+            timing["sampling"],
+            timing["coefficient_draws"],
+        )
         approx = check_approximation(
             plan, idata.posterior, cd, expansion, _alpha_setting(plan) is not None
         )

@@ -413,7 +413,14 @@ def _root_integral(tree: TreeModel, Pm, hv, c):
     return c + 0.5 * pt.dot(w, w) - pt.sum(pt.log(pt.diag(L)))
 
 
-def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_threads=None):
+def _one_column(tree: TreeModel) -> bool:
+    """Whether every level has the tree's one column (the compiled draws apply)."""
+    return tree.q == 1 and bool(tree.levels) and all(lv.cols == [0] for lv in tree.levels)
+
+
+def draw_coefficients(
+    tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_threads=None, backend: str = "auto"
+):
     """Draw every coefficient from its exact conditional given each draw of the scales.
 
     Parameters
@@ -430,6 +437,9 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_thr
         Draws processed at once (bounds the memory).
     n_threads : int or None, default=None
         Threads working on chunks at once (None: :func:`skhier._parallel.n_threads`).
+    backend : {"auto", "numba", "numpy"}, default="auto"
+        ``"numba"`` runs a compiled loop over the nodes, for trees whose every level has the
+        one column (``"auto"`` uses it there, NumPy elsewhere); both give the same draws.
 
     Returns
     -------
@@ -448,20 +458,26 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_thr
     >>> round(float(common.mean()), 1)  # posterior mean 2/3
     0.7
     """
-    from concurrent.futures import ThreadPoolExecutor
-
+    if backend not in ("auto", "numba", "numpy"):
+        raise ValueError(f"backend={backend!r} is not one of 'auto', 'numba', 'numpy'.")
+    if backend == "numba" and not _one_column(tree):
+        raise ValueError("backend='numba' needs one column on every level of the tree.")
     sigma = np.asarray(sigma, dtype=np.float64)
     n_draws = len(sigma)
     common = np.zeros((n_draws, len(tree.common_cols)))
     groups = [np.zeros((n_draws, lv.n_nodes, len(lv.cols))) for lv in tree.levels]
+    starts = list(range(0, n_draws, chunk))
+    # One random stream per chunk: the draws do not depend on the number of threads.
+    rngs = rng.spawn(len(starts))
+    if backend != "numpy" and _one_column(tree):
+        draw = _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common, groups)
+        _run_chunks(draw, len(starts), n_threads)
+        return common, groups
     ops = _NumpyOps()
     for t in range(1, len(tree.levels)):  # build the sparse aggregation matrices once
         ops.segment_sum(
             np.zeros((1, tree.levels[t].n_nodes)), tree.levels[t].parent, tree.levels[t - 1].n_nodes
         )
-    starts = list(range(0, n_draws, chunk))
-    # One random stream per chunk: the draws do not depend on the number of threads.
-    rngs = rng.spawn(len(starts))
 
     def work(i):
         start = starts[i]
@@ -476,14 +492,74 @@ def draw_coefficients(tree: TreeModel, sigma, taus, rng, chunk: int = 256, n_thr
             groups,
         )
 
-    workers = max(1, min(n_threads or n_threads_now(), len(starts)))
+    _run_chunks(work, len(starts), n_threads)
+    return common, groups
+
+
+def _run_chunks(work, n_chunks, n_threads):
+    """Call ``work(i)`` for every chunk, on a pool of threads when there are several."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(n_threads or n_threads_now(), n_chunks))
     if workers == 1:
-        for i in range(len(starts)):
+        for i in range(n_chunks):
             work(i)
     else:
-        with ThreadPoolExecutor(workers) as pool:  # NumPy releases the GIL on large arrays
-            list(pool.map(work, range(len(starts))))
-    return common, groups
+        with ThreadPoolExecutor(workers) as pool:  # NumPy and the kernels release the GIL
+            list(pool.map(work, range(n_chunks)))
+
+
+def _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common, groups):
+    """Return ``work(i)``, the compiled draws of a one-column tree for chunk ``i``.
+
+    Each chunk takes its normals from its own stream in the NumPy path's order (the common
+    coefficient's, then each level's), so both paths give the same draws.
+    """
+    from skhier.engine._draw_numba import draw_one_column
+
+    n_draws = len(sigma)
+    sizes = [lv.n_nodes for lv in tree.levels]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    parents = np.zeros(int(offsets[-1]), dtype=np.int64)
+    for t, lv in enumerate(tree.levels):
+        if lv.parent is not None and t > 0:
+            parents[offsets[t] : offsets[t + 1]] = lv.parent
+    tau = np.empty((len(sizes), n_draws))
+    for t, level_taus in enumerate(taus):
+        tau[t] = level_taus[0]  # a fixed float broadcasts
+    ww = np.ascontiguousarray(tree.stats["WW"][:, 0, 0], dtype=np.float64)
+    wy = np.ascontiguousarray(tree.stats["Wy"][:, 0], dtype=np.float64)
+    has_common = bool(tree.common_cols)
+    mu0 = float(tree.mu0[0]) if has_common else 0.0
+    s0 = float(tree.s0[0]) if has_common else 1.0
+    s2_all = sigma**2
+
+    def work(i):
+        lo = starts[i]
+        hi = min(lo + chunk, n_draws)
+        m = hi - lo
+        rng = rngs[i]
+        eps_common = (
+            np.ascontiguousarray(rng.standard_normal((1, m, 1))[0, :, 0])
+            if has_common
+            else np.zeros(m)
+        )
+        eps = np.empty((m, int(offsets[-1])))
+        for t in range(len(sizes)):
+            eps[:, offsets[t] : offsets[t + 1]] = rng.standard_normal((1, m, sizes[t]))[0]
+        out_common = np.zeros(m)
+        out = np.empty_like(eps)
+        draw_one_column(
+            ww, wy, offsets, parents, np.ascontiguousarray(s2_all[lo:hi]),
+            np.ascontiguousarray(tau[:, lo:hi]), has_common, mu0, s0, eps_common, eps,
+            out_common, out,
+        )  # fmt: skip
+        if has_common:
+            common[lo:hi, 0] = out_common
+        for t in range(len(sizes)):
+            groups[t][lo:hi, :, 0] = out[:, offsets[t] : offsets[t + 1]]
+
+    return work
 
 
 def _draw_chunk(tree, sigma, taus, rng, sl, ops, common, groups):

@@ -25,6 +25,7 @@ FORMULAS = [
     "y ~ 1 + x + (1|g) + (x|g:s)",
     "y ~ 0 + x:(1|g/s)",
     "y ~ x + (x|g)",
+    "y ~ 0 + x + x:(1|g/s)",
     "y ~ 1 + x",
 ]
 
@@ -79,7 +80,7 @@ def test_log_marginal_equals_dense_gaussian(formula):
     assert value == pytest.approx(expected, rel=1e-10, abs=1e-9)
 
 
-@pytest.mark.parametrize("formula", FORMULAS[:3])
+@pytest.mark.parametrize("formula", FORMULAS[:4])
 def test_coefficient_draws_follow_the_exact_conditional(formula):
     df, p, d, tree, tau = setup(formula)
     sigma, S = 0.7, 20_000
@@ -95,3 +96,30 @@ def test_coefficient_draws_follow_the_exact_conditional(formula):
     np.testing.assert_array_less(np.abs(draws.mean(0) - mean), 5 * sd / np.sqrt(S))
     np.testing.assert_allclose(draws.std(0), sd, rtol=0.03)
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.02 * sd.max() ** 2)
+
+
+@pytest.mark.parametrize("formula", ["y ~ 0 + x:(1|g/s)", "y ~ 0 + x + x:(1|g/s)"])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_compiled_one_column_draws_equal_numpy(formula, fixed):
+    """The compiled draws of a one-column tree are the NumPy path's, normal for normal."""
+    _, _, _, tree, tau = setup(formula)
+    S = 300  # two chunks of different sizes
+    rng = np.random.default_rng(5)
+    sigma = rng.uniform(0.5, 1.0, S)
+    taus = [
+        [tau[n] if fixed else rng.uniform(0.1, 1.0, S) for n in lv.terms] for lv in tree.levels
+    ]
+    a = draw_coefficients(tree, sigma, taus, np.random.default_rng(1), backend="numba")
+    b = draw_coefficients(tree, sigma, taus, np.random.default_rng(1), backend="numpy")
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-10, atol=1e-12)
+    for ga, gb in zip(a[1], b[1], strict=True):
+        np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-12)
+
+
+def test_draw_backend_is_checked():
+    _, _, _, tree, _ = setup("y ~ 1 + x + (1|g) + (x|g:s)")
+    taus = [[0.5] * len(lv.terms) for lv in tree.levels]
+    with pytest.raises(ValueError, match="one column on every level"):
+        draw_coefficients(tree, np.ones(4), taus, np.random.default_rng(0), backend="numba")
+    with pytest.raises(ValueError, match="backend='cuda' is not one of"):
+        draw_coefficients(tree, np.ones(4), taus, np.random.default_rng(0), backend="cuda")
