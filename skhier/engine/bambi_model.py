@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
+
 from skhier._names import factor_name, joined_column, rename_joined
 from skhier.engine.base import EngineFit, SamplerSettings, register
 from skhier.priors import Prior
@@ -109,6 +111,27 @@ def _noncentered(parametrization) -> bool:
     return parametrization != "centered"
 
 
+def _fixed_intercepts(plan) -> list[str]:
+    """Group intercepts with a fixed scale that Bambi gets as a common categorical term.
+
+    Bambi refuses a prior without hyperpriors on a group term; ``(1|f)`` with a fixed
+    ``Normal(0, s)`` prior is the same model as a common term ``f`` (one coefficient per level,
+    each ``Normal(0, s)``) when that term is coded with every level: the formula has no intercept
+    and no other categorical common term. A count screen's sgRNA abundance is such a term.
+    """
+    if plan.parsed.intercept:
+        return []
+    data = plan.data
+    if any(c in data and not np.issubdtype(data[c].dtype, np.number) for c in plan.parsed.common):
+        return []
+    out = [
+        t.name
+        for t in plan.parsed.group_terms
+        if t.column == "Intercept" and t.name in plan.fixed_tau
+    ]
+    return out[:1]  # only the first categorical term is coded with every level
+
+
 def build_bambi_model(plan, parametrization="auto"):
     """Build Bambi's model of a plan, with factors indexing observed levels only.
 
@@ -136,11 +159,16 @@ def build_bambi_model(plan, parametrization="auto"):
             name = name.replace(factor, joined)
         return name
 
+    as_common = _fixed_intercepts(plan)
+    for name in as_common:
+        formula = formula.replace(f"({bambi_name(name)})", bambi_name(name).split("|", 1)[1])
     priors = {}
     for name, prior in (bambi_priors(plan) or {}).items():
-        priors[bambi_name(name)] = prior.to_bambi() if isinstance(prior, Prior) else prior
+        if name not in as_common:
+            priors[bambi_name(name)] = prior.to_bambi() if isinstance(prior, Prior) else prior
     for name, value in plan.fixed_tau.items():
-        priors[bambi_name(name)] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
+        key = bambi_name(name).split("|", 1)[1] if name in as_common else bambi_name(name)
+        priors[key] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
     model = bmb.Model(
         formula,
         bdata,
@@ -148,6 +176,7 @@ def build_bambi_model(plan, parametrization="auto"):
         priors=priors or None,
         noncentered=_noncentered(parametrization),
     )
+    model.skhier_common = [bambi_name(n) for n in as_common]
     return model, renames
 
 
@@ -230,11 +259,26 @@ class BambiEngine:
             **kwargs,
         )
         timing = {"sampling": time.perf_counter() - t0}
+        idata.posterior = _rename_common(idata.posterior, model.skhier_common)
         if model.skhier_renames:
             idata.posterior = rename_joined(idata.posterior, model.skhier_renames)
         kind = "noncentered" if _noncentered(parametrization) else "centered"
         choice = dict.fromkeys((t.name for t in plan.parsed.group_terms), kind)
         return EngineFit(model, idata, timing, choice)
+
+
+def _rename_common(posterior, terms):
+    """Name the common categorical terms of :func:`_fixed_intercepts` as their group terms."""
+    for term in terms:  # Bambi's spelling: "1|gene__sgRNA", fitted as the common "gene__sgRNA"
+        column = term.split("|", 1)[1]
+        if column not in posterior.data_vars:
+            continue
+        old_dim, dim = f"{column}_dim", f"{column}__factor_dim"
+        values = posterior[column].rename({old_dim: dim})
+        if dim in posterior.dims:  # the factor's other terms: their order of the levels
+            values = values.reindex({dim: posterior[dim].values})
+        posterior = posterior.drop_vars([column, old_dim]).assign({term: values})
+    return posterior
 
 
 register(BambiEngine())

@@ -219,8 +219,9 @@ def test_laplace_engine_agrees_with_pymc_nuts():
     assert fast.approximation_.share_bad("cells") == 0.0
     a, b = fast.diagnostics_.table, exact.diagnostics_.table
     common = a.index.intersection(b.index)
-    # 18 abundances, 6 + 18 treatment effects, 2 scales
-    assert len(common) == 44, sorted(set(a.index) ^ set(b.index))
+    # every parameter of the engine's posterior (18 abundances, the common treatment effect,
+    # 6 + 18 gene and sgRNA effects, 2 scales) is in the exact one
+    assert len(common) == len(a) == 45, sorted(set(a.index) ^ set(b.index))
     a, b = a.loc[common], b.loc[common]
     mcse = np.sqrt(a["mcse_mean"] ** 2 + b["mcse_mean"] ** 2)
     assert (np.abs(a["mean"] - b["mean"]) < 5 * mcse).all(), ((a["mean"] - b["mean"]) / mcse)
@@ -229,3 +230,25 @@ def test_laplace_engine_agrees_with_pymc_nuts():
     ra, rb = fast.rank_, exact.rank_.loc[fast.rank_.index]
     se = np.sqrt(ra["mcse_expected_rank"] ** 2 + rb["mcse_expected_rank"] ** 2)
     assert (np.abs(ra["expected_rank"] - rb["expected_rank"]) < 5 * se + 0.05).all()
+
+
+def test_lfsr_is_calibrated(simulated_fit):
+    """Among the genes, the sign is wrong about as often as the lfsr says.
+
+    Under calibration each gene's sign error (the posterior mean's sign against the true
+    effect's) is a Bernoulli(lfsr) draw: their total is the lfsr's total within a few of its
+    standard deviations, and so it is within the genes called at lfsr < 0.2.
+    """
+    sim, ranker = simulated_fit
+    table = ranker.rank_
+    truth = sim.true_slopes_["gene"].reindex(table.index).to_numpy()
+    lfsr = table["lfsr"].to_numpy()
+    called_sign = np.sign(table["mean"].to_numpy())
+    wrong = (called_sign != np.sign(truth)).astype(float)
+    for keep in (np.ones(len(lfsr), dtype=bool), lfsr < 0.2):
+        expected, sd = lfsr[keep].sum(), math.sqrt((lfsr[keep] * (1 - lfsr[keep])).sum())
+        assert abs(wrong[keep].sum() - expected) < 4 * sd + 2, (wrong[keep].sum(), expected, sd)
+    # and the errors are where the lfsr is high: genes called at lfsr < 0.05 are rarely wrong
+    called = lfsr < 0.05
+    assert called.sum() >= 20
+    assert wrong[called].mean() <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / called.sum())
