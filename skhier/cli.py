@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -122,27 +123,22 @@ class _Stages(logging.Handler):
         self.stream.flush()
 
 
+@contextlib.contextmanager
 def _stages(show: bool):
     """Attach a :class:`_Stages` handler while a fit runs, when shown and stderr is a terminal."""
-    import contextlib
-
     stream = sys.stderr
     if not show or not (hasattr(stream, "isatty") and stream.isatty()):
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def attached():
-        log = logging.getLogger("skhier")
-        handler, level = _Stages(stream), log.level
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        try:
-            yield handler
-        finally:
-            log.removeHandler(handler)
-            log.setLevel(level)
-
-    return attached()
+        yield
+        return
+    log = logging.getLogger("skhier")
+    handler, level = _Stages(stream), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _show(title: str, table, columns, out) -> None:

@@ -698,7 +698,7 @@ def sgrna_summary(ranker, screen: CountScreen) -> pd.DataFrame:
     slash-separated normalized counts, ``control_mean``, ``treat_mean``, ``LFC`` as log2 fold
     change of the means plus 1 read) for the first condition's samples against the others, then
     skhier's: the sgRNA's total effect on the ranked condition (gene plus sgRNA effect; natural
-    log) with ``sd``, ``lfsr`` and its ``rank`` among all sgRNAs.
+    log) with ``sd``, ``lfsr`` and its ``rank`` among all sgRNAs by that posterior mean.
 
     Parameters
     ----------

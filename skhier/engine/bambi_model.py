@@ -132,6 +132,11 @@ def _fixed_intercepts(plan) -> list[str]:
     return out[:1]  # only the first categorical term is coded with every level
 
 
+def _common_name(term: str) -> str:
+    """Return the common term fitted for group intercept ``term`` (``1|g__s`` as ``g__s``)."""
+    return term.split("|", 1)[1]
+
+
 def build_bambi_model(plan, parametrization="auto"):
     """Build Bambi's model of a plan, with factors indexing observed levels only.
 
@@ -161,13 +166,13 @@ def build_bambi_model(plan, parametrization="auto"):
 
     as_common = _fixed_intercepts(plan)
     for name in as_common:
-        formula = formula.replace(f"({bambi_name(name)})", bambi_name(name).split("|", 1)[1])
+        formula = formula.replace(f"({bambi_name(name)})", _common_name(bambi_name(name)))
     priors = {}
     for name, prior in (bambi_priors(plan) or {}).items():
         if name not in as_common:
             priors[bambi_name(name)] = prior.to_bambi() if isinstance(prior, Prior) else prior
     for name, value in plan.fixed_tau.items():
-        key = bambi_name(name).split("|", 1)[1] if name in as_common else bambi_name(name)
+        key = _common_name(bambi_name(name)) if name in as_common else bambi_name(name)
         priors[key] = bmb.Prior("Normal", mu=0.0, sigma=float(value))
     model = bmb.Model(
         formula,
@@ -270,7 +275,7 @@ class BambiEngine:
 def _rename_common(posterior, terms):
     """Name the common categorical terms of :func:`_fixed_intercepts` as their group terms."""
     for term in terms:  # Bambi's spelling: "1|gene__sgRNA", fitted as the common "gene__sgRNA"
-        column = term.split("|", 1)[1]
+        column = _common_name(term)
         if column not in posterior.data_vars:
             continue
         old_dim, dim = f"{column}_dim", f"{column}__factor_dim"

@@ -216,8 +216,6 @@ def attach_coefficients(plan, tree, idata, seed, cell_dtype=None):
         for a, term in enumerate(level.terms):
             values = groups[t][:, :, a].reshape(n_chains, n_draws, level.n_nodes)
             new[term] = (("chain", "draw", dim), values.astype(cell_dtype) if finest else values)
-        if finest:
-            groups[t] = None  # the float64 draws go before the next level's are copied
     idata.posterior = post.assign_coords(coords).assign(
         {k: xr.Variable(d, v) for k, (d, v) in new.items()}
     )

@@ -134,7 +134,7 @@ def fit_with_retries(
             "tune": settings.tune,
             "target_accept": settings.target_accept,
         }
-        logger.info("skhier: sampled in %.1f s; diagnosing the posterior", fit.timing["total"])
+        logger.info("skhier: fitted in %.1f s; diagnosing the posterior", fit.timing["total"])
         diag = diagnose(fit.idata, info=context)
         attempts.append(
             {
