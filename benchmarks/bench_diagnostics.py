@@ -9,8 +9,9 @@ Both compute the same five statistics per parameter (rank-normalized split R-hat
 ESS, MCSE of the mean, mean and sd) on the same draws: half the parameters i.i.d., half AR(1)
 chains (phi = 0.6), as a well-mixed hierarchical posterior has. ArviZ is timed as a user calls
 it (``az.summary(kind="diagnostics")`` on the InferenceData, and the four functions separately);
-skhier as ``convergence_stats`` with every core and with one thread. The largest difference
-between the two answers is printed too (they must agree to rounding).
+skhier as ``convergence_stats`` with every core and with one thread, through its compiled
+kernel (the default from a few thousand parameters) and through its NumPy path. The largest
+difference between the answers is printed too (they must agree to rounding).
 """
 
 from __future__ import annotations
@@ -60,16 +61,26 @@ def main():
     )
     print(f"{args.params:,} parameters x {args.chains} chains x {args.draws:,} draws\n")
 
-    convergence_stats(x[:, :, :10])  # imports and first-call costs out of the timing
+    import skhier.diagnostics.stats as stats
+
+    # imports and first-call costs (loading the compiled kernel) out of the timing
+    convergence_stats(x[:, :, :10])
+    convergence_stats(make_draws(stats._COMPILED_MIN_PARAMS, args.chains, args.draws))
     t_all, mine = timed(lambda: convergence_stats(x))
     with thread_limit(1):
         t_one, _ = timed(lambda: convergence_stats(x))
+    compiled_from = stats._COMPILED_MIN_PARAMS
+    stats._COMPILED_MIN_PARAMS = 2**62  # the NumPy path, for comparison
+    try:
+        t_np_all, mine_np = timed(lambda: convergence_stats(x))
+        with thread_limit(1):
+            t_np_one, _ = timed(lambda: convergence_stats(x))
+    finally:
+        stats._COMPILED_MIN_PARAMS = compiled_from
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t_summary, summary = timed(
-            lambda: az.summary(idata, kind="diagnostics", round_to="none")
-        )
+        t_summary, summary = timed(lambda: az.summary(idata, kind="diagnostics", round_to="none"))
         t_parts, ref = timed(
             lambda: {
                 "r_hat": az.rhat(idata)["theta"].values,
@@ -79,13 +90,17 @@ def main():
             }
         )
     diff = max(
-        float(np.max(np.abs(mine[k] - ref[k]) / np.abs(ref[k]))) for k in ref
+        float(np.max(np.abs(out[k] - ref[k]) / np.abs(ref[k])))
+        for out in (mine, mine_np)
+        for k in ref
     )
     rows = [
         ("ArviZ az.summary(kind='diagnostics')", t_summary),
         ("ArviZ rhat + ess bulk + ess tail + mcse", t_parts),
         ("skhier convergence_stats, every core", t_all),
         ("skhier convergence_stats, 1 thread", t_one),
+        ("skhier NumPy path, every core", t_np_all),
+        ("skhier NumPy path, 1 thread", t_np_one),
     ]
     width = max(len(r[0]) for r in rows)
     for name, t in rows:

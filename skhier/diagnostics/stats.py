@@ -7,7 +7,10 @@ them (``az.rhat``, ``az.ess(method="bulk" | "tail")``, ``az.mcse``), organised a
 arviz-stats: an algorithm on a 2-D block (parameters x draws), then batching over blocks of
 parameters on threads, then the array front ends. Within a block, one packed-key sort gives the
 ranks, autocovariances are computed directly for the first lags and by FFT only for the slowly
-mixing parameters; ``benchmarks/bench_diagnostics.py`` times it against ArviZ.
+mixing parameters. Posteriors with at least ``_COMPILED_MIN_PARAMS`` parameters go through a
+compiled kernel instead (:mod:`skhier.diagnostics._stats_numba`: one exact radix sort and one
+pass per parameter, the same statistics to rounding); smaller ones never load numba.
+``benchmarks/bench_diagnostics.py`` times both against ArviZ.
 
 References
 ----------
@@ -33,7 +36,10 @@ STAT_COLUMNS = ("mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat")
 _CHUNK_ELEMENTS = 2**21
 # Autocovariance lags computed directly (in stages) before falling back to an FFT.
 _DIRECT_LAGS = (8, 32)
-
+# Largest lag the compiled kernel computes directly before handing a parameter to the FFT path.
+_MAX_DIRECT_LAG = 64
+# Parameters from which the compiled kernel is used (below, the NumPy path avoids loading it).
+_COMPILED_MIN_PARAMS = 2048
 
 
 def _z_grid(n_total: int) -> np.ndarray:
@@ -296,8 +302,63 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, d - half :]], axis=2).reshape(p, 2 * c, half)
 
 
-def _stats_block(x: np.ndarray, grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """All statistics for a block ``x`` of shape (p, chains, draws) of finite values."""
+def _quantile_position(nn: int, prob: float) -> tuple[int, float]:
+    """Position ``k`` and weight ``g`` of quantile ``prob`` of ``nn`` sorted values.
+
+    The quantile is ``(1 - g) * sorted[k - 1] + g * sorted[k]``: scipy's
+    ``mquantiles(alphap=1, betap=1)`` (R type 7, as ArviZ), operation for operation.
+    """
+    aleph = nn * prob + (1.0 + prob * (1.0 - 1.0 - 1.0))
+    k = int(math.floor(min(max(aleph, 1), nn - 1)))
+    g = min(max(aleph - k, 0.0), 1.0)
+    return k, g
+
+
+def _stats_block_compiled(
+    x: np.ndarray, flat: np.ndarray, m: int, grid: np.ndarray, res: dict
+) -> dict[str, np.ndarray]:
+    """Compute the statistics of :func:`_stats_block` with the compiled kernel (a pass per row).
+
+    Rows whose ESS needs more than ``_MAX_DIRECT_LAG`` autocovariance lags are computed again
+    by the NumPy path (every lag by FFT).
+    """
+    from skhier.diagnostics._stats_numba import rank_stats_rows
+
+    p, c, d = x.shape
+    nn = c * d
+    spots = [_quantile_position(nn, prob) for prob in (0.05, 0.95)]
+    q_at = np.array([k for k, _ in spots], dtype=np.int64)
+    q_weight = np.array([g for _, g in spots])
+    q = np.empty((p, 2))
+    find_q = d % 2 == 0  # the split chains hold every draw: the quantiles come from their order
+    if not find_q:
+        sorted_full = np.sort(x.reshape(p, nn), axis=1)
+        for i, (k, g) in enumerate(spots):
+            q[:, i] = (1.0 - g) * sorted_full[:, k - 1] + g * sorted_full[:, k]
+    out = np.empty((p, 5))
+    done = np.empty(p, dtype=bool)
+    rank_stats_rows(flat, grid, q, q_at, q_weight, find_q, m, _MAX_DIRECT_LAG, out, done)
+    res["ess_bulk"], res["ess_tail"] = out[:, 0], out[:, 1]
+    res["r_hat"] = out[:, 2] if c >= 2 else np.full(p, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res["mcse_mean"] = res["sd"] / np.sqrt(out[:, 3])
+    res["ptp"] = out[:, 4] if find_q else sorted_full[:, -1] - sorted_full[:, 0]
+    if not done.all():
+        slow = np.flatnonzero(~done)
+        rest = _stats_block(np.ascontiguousarray(x[slow]), grid, compiled=False)
+        for name in ("ess_bulk", "ess_tail", "r_hat", "mcse_mean"):
+            res[name][slow] = rest[name]
+    return res
+
+
+def _stats_block(
+    x: np.ndarray, grid: np.ndarray | None = None, compiled: bool = False
+) -> dict[str, np.ndarray]:
+    """All statistics for a block ``x`` of shape (p, chains, draws) of finite values.
+
+    ``compiled`` sends the work after the sort to the numba kernel
+    (:func:`_stats_block_compiled`); the results agree with the NumPy path to rounding.
+    """
     p, c, d = x.shape
     full = x.reshape(p, c * d)
     res = {"mean": full.mean(axis=1), "sd": full.std(axis=1, ddof=1)}
@@ -315,6 +376,8 @@ def _stats_block(x: np.ndarray, grid: np.ndarray | None = None) -> dict[str, np.
     rows = np.arange(p)[:, None]
 
     # bulk: rank-normalized split chains
+    if compiled:
+        return _stats_block_compiled(x, np.ascontiguousarray(flat), m, grid, res)
     bits = _index_bits(size)
     packed = bits <= 20
     low = np.uint64((1 << bits) - 1) if packed else None
@@ -365,10 +428,7 @@ def _stats_block(x: np.ndarray, grid: np.ndarray | None = None) -> dict[str, np.
     res["ptp"] = sorted_full[:, -1] - sorted_full[:, 0]
     ess_tail = None
     for prob in (0.05, 0.95):
-        # scipy's mquantiles(alphap=1, betap=1), operation for operation
-        aleph = nn * prob + (1.0 + prob * (1.0 - 1.0 - 1.0))
-        k = int(math.floor(min(max(aleph, 1), nn - 1)))
-        g = min(max(aleph - k, 0.0), 1.0)
+        k, g = _quantile_position(nn, prob)
         q = (1.0 - g) * sorted_full[:, k - 1] + g * sorted_full[:, k]
         ind = (xs <= q[:, None, None]).astype(float)
         mixed = (sorted_vals[:, 0] <= q) & (sorted_vals[:, -1] > q)
@@ -395,6 +455,7 @@ def _stats_matrix(values: np.ndarray, n_jobs: int | None = None) -> dict[str, np
         return out
     step = max(1, _CHUNK_ELEMENTS // max(1, c * d))
     grid = _z_grid(2 * c * (d // 2)) if d >= 4 else None
+    compiled = n_par >= _COMPILED_MIN_PARAMS
 
     def work(start: int) -> None:
         stop = min(start + step, n_par)
@@ -402,13 +463,13 @@ def _stats_matrix(values: np.ndarray, n_jobs: int | None = None) -> dict[str, np
         finite = np.isfinite(block).all(axis=(1, 2))
         out["finite"][start:stop] = finite
         if finite.all():
-            res = _stats_block(block, grid)
+            res = _stats_block(block, grid, compiled)
             for name in (*STAT_COLUMNS, "ptp"):
                 out[name][start:stop] = res[name]
             return
         if finite.any():
             idx = np.flatnonzero(finite)
-            res = _stats_block(block[idx], grid)
+            res = _stats_block(block[idx], grid, compiled)
             for name in (*STAT_COLUMNS, "ptp"):
                 out[name][start + idx] = res[name]
         bad = start + np.flatnonzero(~finite)
@@ -479,7 +540,6 @@ def convergence_stats(values, *, n_jobs: int | None = None) -> dict[str, np.ndar
 # --------------------------------------------------------------------------------------------
 
 
-
 def bfmi(energy: np.ndarray) -> np.ndarray:
     """E-BFMI per chain (as ``az.bfmi``): mean squared energy change over the energy variance."""
     energy = np.asarray(energy, dtype=float)
@@ -489,7 +549,6 @@ def bfmi(energy: np.ndarray) -> np.ndarray:
     den = energy.var(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return num / den
-
 
 
 def mcse_mean(values, n_chains: int, n_draws: int, *, max_bytes: int = 64 * 2**20) -> np.ndarray:

@@ -58,8 +58,15 @@ def arviz_without_numba():
         az.Numba.enable_numba()
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def stats_path(request, monkeypatch):
+    """Run a test through the NumPy path and through the compiled kernel (any size)."""
+    monkeypatch.setattr(dg, "_COMPILED_MIN_PARAMS", 0 if request.param == "compiled" else 2**62)
+    return request.param
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_convergence_stats_match_arviz(name, arviz_without_numba):
+def test_convergence_stats_match_arviz(name, stats_path, arviz_without_numba):
     x = CASES[name]
     idata = az.from_dict(posterior={"x": x})
     with warnings.catch_warnings():
@@ -88,8 +95,31 @@ def test_exact_sort_path_matches_arviz(monkeypatch, arviz_without_numba):
         np.testing.assert_allclose(mine["r_hat"], az.rhat(idata)["x"].values, rtol=1e-9)
 
 
+def test_compiled_kernel_hands_slow_mixing_rows_to_the_fft_path(monkeypatch):
+    # ar_0.995 needs far more lags than the kernel computes directly: every row goes back to
+    # the NumPy path; with a cap of 2 lags even iid rows do, and nothing changes
+    calls = []
+    original = dg._stats_block
 
-def test_chunks_and_threads_agree(monkeypatch):
+    def spy(x, grid=None, compiled=False):
+        calls.append((x.shape[0], compiled))
+        return original(x, grid, compiled)
+
+    monkeypatch.setattr(dg, "_COMPILED_MIN_PARAMS", 0)
+    monkeypatch.setattr(dg, "_stats_block", spy)
+    iid = np.random.default_rng(3).standard_normal((4, 400, 8))
+    x = np.concatenate([CASES["ar_0.995"], iid], axis=2)
+    ref = {k: v.copy() for k, v in convergence_stats(x).items()}
+    assert calls == [(9, True), (1, False)]  # only the slow row was computed again
+    monkeypatch.setattr(dg, "_MAX_DIRECT_LAG", 2)
+    calls.clear()
+    again = convergence_stats(x)
+    assert calls == [(9, True), (9, False)]
+    for key in ref:
+        np.testing.assert_allclose(again[key], ref[key], rtol=1e-12, err_msg=key)
+
+
+def test_chunks_and_threads_agree(monkeypatch, stats_path):
     x = CASES["ar_0.9"]
     x = np.concatenate([x, x * 2.0, x + 1.0], axis=2)
     whole = convergence_stats(x)
