@@ -35,6 +35,11 @@ _LAZY = {
     "ParetoKWarning": "skhier.scoring",
     "load": "skhier.ranker",
     "save": "skhier.ranker",
+    "LOOSearchCV": "skhier.model_selection",
+    "GroupLevelKFold": "skhier.model_selection",
+    "WithinGroupKFold": "skhier.model_selection",
+    "make_lpd_scorer": "skhier.model_selection",
+    "lpd_scorer": "skhier.model_selection",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

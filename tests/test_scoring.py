@@ -16,8 +16,10 @@ from tests.helpers import FORUM, small_kwargs
 def fits(forum_sim):
     _, df = forum_sim
     kw = small_kwargs(draws=500, tune=300)
-    return {p: HierarchicalRanker(formula=FORUM, pooling=p, **kw).fit(df) for p in
-            ("partial", "complete")}
+    return {
+        p: HierarchicalRanker(formula=FORUM, pooling=p, **kw).fit(df)
+        for p in ("partial", "complete")
+    }
 
 
 def quiet_loo(ranker, **kw):
@@ -105,3 +107,48 @@ def test_compare_needs_two_rankers_of_the_same_rows(fits, forum_sim):
         warnings.simplefilter("ignore", ParetoKWarning)
         with pytest.raises(ValueError, match="different numbers of rows"):
             compare({"a": fits["partial"], "b": other})
+
+
+NAN_ROWS = r"6 row\(s\) have NaN or infinite 'Ht' \(rows r4, r9, r30, r31, r50, \.\.\.\)"
+
+
+@pytest.fixture
+def nan_frame(forum_sim):
+    _, df = forum_sim
+    bad = df.copy()
+    bad.index = [f"r{i}" for i in range(len(df))]
+    bad.iloc[[4, 9, 30, 31, 50, 77], bad.columns.get_loc("Ht")] = np.nan
+    return bad
+
+
+def test_score_names_the_rows_of_a_nan_response(fits, nan_frame):
+    r = fits["partial"]
+    with pytest.raises(ValueError, match="score needs a finite response, but " + NAN_ROWS):
+        r.score(nan_frame)
+    with pytest.raises(ValueError, match="score needs a finite response, but " + NAN_ROWS):
+        r.score(nan_frame.drop(columns="Ht"), nan_frame["Ht"])
+    with pytest.raises(ValueError, match=NAN_ROWS):
+        pointwise_log_likelihood(r, nan_frame)
+
+
+def test_loo_names_the_rows_of_a_nan_response(fits, nan_frame):
+    import copy
+
+    # fit rejects a NaN response (or drops its rows), so only altered training data gets here
+    r = copy.deepcopy(fits["partial"])
+    r.plan_.data.loc[r.plan_.data.index[[3, 8]], "Ht"] = [np.nan, np.inf]
+    r._cache.clear()
+    msg = (
+        r"PSIS-LOO needs a finite response, but "
+        r"2 row\(s\) have NaN or infinite 'Ht' \(rows 3, 8\)"
+    )
+    with pytest.raises(ValueError, match=msg):
+        _ = r.loo_
+    with pytest.raises(ValueError, match=msg):
+        loo(r)
+    assert np.isfinite(quiet_loo(fits["partial"])["elpd_loo"])  # the original is untouched
+    # missing="drop": the rows with a NaN response are neither fitted nor scored
+    dropped = HierarchicalRanker(formula=FORUM, missing="drop", **small_kwargs()).fit(nan_frame)
+    res = quiet_loo(dropped)
+    assert int(res["n_data_points"]) == len(nan_frame) - 6
+    assert np.isfinite(res["elpd_loo"]) and np.isfinite(np.asarray(res["loo_i"])).all()
