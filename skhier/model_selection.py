@@ -631,7 +631,13 @@ def _level_codes(X, level, who):
 
 
 class _LevelSplitter(BaseCrossValidator):
-    """Shared checks of the splitters that read a grouping column from X."""
+    """Shared parameters and checks of the splitters that read a grouping column from X."""
+
+    def __init__(self, *, level, n_splits=5, shuffle=False, random_state=None):
+        self.level = level
+        self.n_splits = n_splits
+        self.shuffle = shuffle
+        self.random_state = random_state
 
     def _check(self):
         who = type(self).__name__
@@ -706,12 +712,6 @@ class GroupLevelKFold(_LevelSplitter):
     ['b', 'd']
     """
 
-    def __init__(self, *, level, n_splits=5, shuffle=False, random_state=None):
-        self.level = level
-        self.n_splits = n_splits
-        self.shuffle = shuffle
-        self.random_state = random_state
-
     def _iter_test_indices(self, X=None, y=None, groups=None):
         who = self._check()
         codes, n_groups = _level_codes(X, self.level, who)
@@ -782,12 +782,6 @@ class WithinGroupKFold(_LevelSplitter):
     [1, 4] ['a', 'b']
     [2, 5] ['a', 'b']
     """
-
-    def __init__(self, *, level, n_splits=5, shuffle=False, random_state=None):
-        self.level = level
-        self.n_splits = n_splits
-        self.shuffle = shuffle
-        self.random_state = random_state
 
     def _iter_test_indices(self, X=None, y=None, groups=None):
         who = self._check()
