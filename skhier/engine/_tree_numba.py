@@ -310,6 +310,71 @@ def _messages(n_nodes, q, m):
 
 
 @_jit
+def _integrate_cells_q1(theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m):
+    """Build the cells' messages and integrate them into their parents in one pass (q = 1).
+
+    A cell's message depends on the data and ``sigma`` alone, so only two directions of the
+    gradient are non-zero at this level: ``sigma`` (when sampled) and the level's own scale
+    (when sampled). Each is written out instead of looping over every scale, and no cell-level
+    array is stored: the pass reads the statistics once. The constants ``c`` of the messages
+    (and their derivatives) only ever add up on the way to the root, so the cells' share is
+    summed once and given to parent 0; the log-determinants are summed as the log of a running
+    product (one ``log`` per few hundred cells instead of one per cell).
+    """
+    s2 = sigma * sigma
+    inv_s2 = 1.0 / s2
+    inv_sigma = 1.0 / sigma
+    c_norm = LOG2PI + math.log(s2)
+    s2t = s * s
+    oP = np.zeros(n_parent)
+    oh = np.zeros(n_parent)
+    oc = np.zeros(n_parent)
+    odP = np.zeros((m, n_parent))
+    odh = np.zeros((m, n_parent))
+    odc = np.zeros((m, n_parent))
+    c_sum = 0.0
+    log_ai = 0.0
+    prod = 1.0
+    dc_s = 0.0
+    dc_sigma = 0.0
+    for i in range(Wy.shape[0]):
+        g = parent[i]
+        pcc = WW[i, 0, 0] * inv_s2
+        hc = Wy[i, 0] * inv_s2
+        Ai = 1.0 / (1.0 + s2t * pcc)
+        V = s2t * Ai
+        oP[g] += pcc * Ai
+        oh[g] += hc * Ai
+        c_sum += 0.5 * V * hc * hc - 0.5 * (n[i] * c_norm + yy[i] * inv_s2)
+        prod *= Ai
+        if prod < 1e-250:  # Ai is in (0, 1]: flush before the product underflows
+            log_ai += math.log(prod)
+            prod = 1.0
+        if sidx >= 0:  # the level's scale: dA = 2 s pcc, dV = 2 s Ai^2
+            dV = 2.0 * s * Ai * Ai
+            dPv = pcc * dV
+            odP[sidx, g] -= dPv * pcc
+            odh[sidx, g] -= dPv * hc
+            dc_s += 0.5 * dV * hc * hc - s * pcc * Ai
+        if sigma_index >= 0:  # sigma: the cell's own message moves, the scale does not
+            dpcc = -2.0 * pcc * inv_sigma
+            dhc = -2.0 * hc * inv_sigma
+            dcc = (yy[i] * inv_s2 - n[i]) * inv_sigma
+            dA = s2t * dpcc
+            dV = -s2t * Ai * Ai * dA
+            dPv = dpcc * V + pcc * dV
+            odP[sigma_index, g] += dpcc - dPv * pcc - pcc * V * dpcc
+            odh[sigma_index, g] += dhc - dPv * hc - pcc * V * dhc
+            dc_sigma += dcc + V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA
+    oc[0] += c_sum + 0.5 * (log_ai + math.log(prod))
+    if sidx >= 0:
+        odc[sidx, 0] += dc_s
+    if sigma_index >= 0:
+        odc[sigma_index, 0] += dc_sigma
+    return oP, oh, oc, odP, odh, odc
+
+
+@_jit
 def _log_marginal_grad_q1(
     theta, sigma_index, sigma_fixed, WW, Wy, n, yy, level_nodes, parents, parent_offsets,
     scale_index, scale_fixed, common_cols, mu0, s0,
@@ -323,29 +388,44 @@ def _log_marginal_grad_q1(
     m = theta.shape[0]
     n_cells = Wy.shape[0]
     sigma = theta[sigma_index] if sigma_index >= 0 else sigma_fixed
-    s2 = sigma * sigma
-    s3 = s2 * sigma
-    P = np.empty(n_cells)
-    h = np.empty(n_cells)
-    c = np.empty(n_cells)
-    dP = np.zeros((m, n_cells))
-    dh = np.zeros((m, n_cells))
-    dc = np.zeros((m, n_cells))
-    log_s2 = math.log(s2)
-    for i in range(n_cells):
-        P[i] = WW[i, 0, 0] / s2
-        h[i] = Wy[i, 0] / s2
-        c[i] = -0.5 * (n[i] * (LOG2PI + log_s2) + yy[i] / s2)
-    if sigma_index >= 0:
-        for i in range(n_cells):
-            dP[sigma_index, i] = -2.0 * WW[i, 0, 0] / s3
-            dh[sigma_index, i] = -2.0 * Wy[i, 0] / s3
-            dc[sigma_index, i] = -n[i] / sigma + yy[i] / s3
     active = np.zeros(m, dtype=np.bool_)
     if sigma_index >= 0:
         active[sigma_index] = True
     n_levels = level_nodes.shape[0]
-    for t in range(n_levels - 1, -2, -1):
+    if n_levels == 0:  # no group level: the cells' messages as they are
+        s2 = sigma * sigma
+        s3 = s2 * sigma
+        log_s2 = math.log(s2)
+        P = np.empty(n_cells)
+        h = np.empty(n_cells)
+        c = np.empty(n_cells)
+        dP = np.zeros((m, n_cells))
+        dh = np.zeros((m, n_cells))
+        dc = np.zeros((m, n_cells))
+        for i in range(n_cells):
+            P[i] = WW[i, 0, 0] / s2
+            h[i] = Wy[i, 0] / s2
+            c[i] = -0.5 * (n[i] * (LOG2PI + log_s2) + yy[i] / s2)
+            if sigma_index >= 0:
+                dP[sigma_index, i] = -2.0 * WW[i, 0, 0] / s3
+                dh[sigma_index, i] = -2.0 * Wy[i, 0] / s3
+                dc[sigma_index, i] = -n[i] / sigma + yy[i] / s3
+    else:  # the finest level integrated straight from the cells' statistics
+        t = n_levels - 1
+        sidx = scale_index[t]
+        s = theta[sidx] if sidx >= 0 else scale_fixed[t]
+        if sidx >= 0:
+            active[sidx] = True
+        if t > 0:
+            parent = parents[parent_offsets[t] : parent_offsets[t] + n_cells]
+            n_parent = level_nodes[t - 1]
+        else:
+            parent = np.zeros(n_cells, dtype=np.int64)
+            n_parent = 1
+        P, h, c, dP, dh, dc = _integrate_cells_q1(
+            theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m
+        )
+    for t in range(n_levels - 2 if n_levels > 0 else -1, -2, -1):
         # t >= 0: integrate level t's coefficient; t == -1: the common coefficient (if any).
         if t >= 0:
             sidx = scale_index[t]
