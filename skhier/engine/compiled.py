@@ -216,9 +216,10 @@ def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
     """
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    from skhier.engine._tree_numba import log_density
+    from skhier.engine._tree_numba import density_kernel
 
     args = inputs.args
+    log_density = density_kernel(args)
     names = list(inputs.names)
     center = np.log(inputs.init)
     m = len(names)

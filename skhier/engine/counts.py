@@ -682,7 +682,7 @@ def check_approximation(plan, posterior, cd: CellData, expansion: CellExpansion,
             e.H[block],
             e.ll[block],
             draws,
-        ).T
+        )
     _, k_cells = psis_smooth(lw)
     cells = pd.DataFrame(
         {"pareto_k": k_cells},

@@ -45,3 +45,26 @@ def test_heavy_tails_have_large_k(log_weights):
 def test_bad_shapes(bad):
     with pytest.raises(ValueError, match="must be 2-D|at least 2 draws"):
         psis_smooth(bad)
+
+
+def test_rows_with_nan_get_no_estimate_and_others_are_unchanged(log_weights):
+    lw = log_weights.copy()
+    lw[4, 7] = np.nan
+    lw[5] = -np.inf
+    smoothed, k = psis_smooth(lw)
+    assert np.isnan(k[[4, 5]]).all() and np.isnan(smoothed[[4, 5]]).all()
+    ref_smoothed, ref_k = psis_smooth(log_weights)
+    keep = np.setdiff1d(np.arange(len(lw)), [4, 5])
+    np.testing.assert_array_equal(k[keep], ref_k[keep])
+    np.testing.assert_array_equal(smoothed[keep], ref_smoothed[keep])
+
+
+def test_threads_do_not_change_the_result(log_weights):
+    from skhier._parallel import thread_limit
+
+    with thread_limit(1):
+        one = psis_smooth(log_weights)
+    with thread_limit(2):
+        two = psis_smooth(log_weights)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

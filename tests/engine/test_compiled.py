@@ -6,7 +6,12 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from skhier.engine._tree_numba import log_density, log_marginal_grad
+from skhier.engine._tree_numba import (
+    density_kernel,
+    log_density,
+    log_density_q1,
+    log_marginal_grad,
+)
 from skhier.engine.collapsed import build_collapsed_model, build_tree
 from skhier.engine.compiled import compiled_inputs
 from skhier.engine.tree import log_marginal
@@ -103,6 +108,7 @@ def test_no_pooling_fixed_scales(formula):
         ("y ~ 1 + x + (1|g) + (x|g:s)", 3),
         ("y ~ 1 + x + (1|g) + (x|g:s)", 6),
         ("y ~ 0 + x:(1|g/s)", 1),
+        ("y ~ 0 + x:(1|g/s)", 5),
     ],
 )
 def test_log_density_equals_the_pymc_model(formula, seed):
@@ -118,6 +124,11 @@ def test_log_density_equals_the_pymc_model(formula, seed):
         u = rng.normal(scale=0.7, size=len(inputs.names))
         point = {f"{n}_log__": u[i] for i, n in enumerate(inputs.names)}
         value, grad = log_density(u, *inputs.args)
+        # the kernel the sampler uses (the one-column kernel where it applies) is the same
+        chosen = density_kernel(inputs.args)
+        assert (chosen is log_density_q1) == (formula == "y ~ 0 + x:(1|g/s)")
+        np.testing.assert_allclose(chosen(u, *inputs.args)[0], value, rtol=1e-12)
+        np.testing.assert_allclose(chosen(u, *inputs.args)[1], grad, rtol=1e-12, atol=1e-12)
         # PyMC rounds some constants of its densities (log 2, log pi) to float32 (up to 1e-7),
         # and its rewritten graph sums in another order (1e-8 relative): the kernel itself
         # equals the graph to 1e-10 (test above); here the priors and the transform are checked.

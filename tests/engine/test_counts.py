@@ -89,9 +89,35 @@ def test_log_weights_vanish_at_the_expansion_point(cells):
     )
     near = theta[None] + np.array([0.0, 1e-4, 0.3])[:, None, None]
     lw = cell_log_weights(y, off, W, ptr, 1, 5.0, theta, g, H, ll, near)
-    np.testing.assert_allclose(lw[0], 0.0, atol=1e-9)
-    assert np.abs(lw[1]).max() < 1e-8  # third-order error only
-    assert np.abs(lw[2]).max() > 1e-6
+    assert lw.shape == (n_cells, 3)
+    np.testing.assert_allclose(lw[:, 0], 0.0, atol=1e-9)
+    assert np.abs(lw[:, 1]).max() < 1e-8  # third-order error only
+    assert np.abs(lw[:, 2]).max() > 1e-6
+
+
+@pytest.mark.parametrize("family", [0, 1])
+def test_log_weights_match_scipy(cells, family):
+    # exact log pmf (scipy, every constant included) minus the expansion, draw by draw
+    y, off, W, ptr = cells
+    n_cells = len(ptr) - 1
+    alpha = 5.0
+    m = np.zeros((n_cells, 2))
+    theta, g, H, ll, _, _ = cell_modes(
+        y, off, W, ptr, family, alpha, m, np.full_like(m, 0.01), m, 50, 1e-10
+    )
+    draws = theta[None] + np.random.default_rng(4).normal(0, 0.2, size=(7, n_cells, 2))
+    lw = cell_log_weights(y, off, W, ptr, family, alpha, theta, g, H, ll, draws)
+    for c in range(n_cells):
+        sl = slice(ptr[c], ptr[c + 1])
+        for s in range(draws.shape[0]):
+            mu = np.exp(off[sl] + W[sl] @ draws[s, c])
+            if family == 0:
+                exact = stats.poisson.logpmf(y[sl], mu).sum()
+            else:
+                exact = stats.nbinom.logpmf(y[sl], alpha, alpha / (alpha + mu)).sum()
+            dev = draws[s, c] - theta[c]
+            quad = ll[c] + g[c] @ dev - 0.5 * dev @ H[c] @ dev
+            np.testing.assert_allclose(lw[c, s], exact - quad, rtol=1e-9, atol=1e-8)
 
 
 def test_pseudo_statistics_reproduce_the_quadratic():
