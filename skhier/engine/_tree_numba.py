@@ -309,17 +309,38 @@ def _messages(n_nodes, q, m):
     )
 
 
+@_jit_inline
+def _direction_q1(ds, s, s2t, pcc, hc, Ai, V, dpcc, dhc, dcc):
+    """Return what one gradient direction of a node's message adds to its parent's (q = 1).
+
+    The node's message is ``pcc``, ``hc`` (with ``Ai = 1 / (1 + s2t pcc)`` and ``V = s2t Ai``
+    for the prior sd ``s`` being integrated, ``s2t = s**2``) and its derivatives in this
+    direction are ``dpcc``, ``dhc``, ``dcc``; ``ds`` is 1 when the direction is ``s`` itself.
+    Returns the increments of the parent's ``dP``, ``dh`` and ``dc``.
+    """
+    dA = 2.0 * ds * s * pcc + s2t * dpcc
+    dV = 2.0 * ds * s * Ai - s2t * Ai * Ai * dA
+    dPv = dpcc * V + pcc * dV
+    return (
+        dpcc - dPv * pcc - pcc * V * dpcc,
+        dhc - dPv * hc - pcc * V * dhc,
+        dcc + V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA,
+    )
+
+
 @_jit
-def _integrate_cells_q1(theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m):
+def _integrate_cells_q1(sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m):
     """Build the cells' messages and integrate them into their parents in one pass (q = 1).
 
+    Cell ``i``'s parent is ``parent[i]`` (every cell's is 0 when ``parent`` is empty); ``s`` is
+    the prior sd integrated at this level (0 sums the cells into the root: no group level).
     A cell's message depends on the data and ``sigma`` alone, so only two directions of the
     gradient are non-zero at this level: ``sigma`` (when sampled) and the level's own scale
-    (when sampled). Each is written out instead of looping over every scale, and no cell-level
-    array is stored: the pass reads the statistics once. The constants ``c`` of the messages
-    (and their derivatives) only ever add up on the way to the root, so the cells' share is
-    summed once and given to parent 0; the log-determinants are summed as the log of a running
-    product (one ``log`` per few hundred cells instead of one per cell).
+    (when sampled), not every scale. No cell-level array is stored: the pass reads the
+    statistics once. The constants ``c`` of the messages (and their derivatives) only ever add
+    up on the way to the root, so the cells' share is summed once and given to parent 0; the
+    log-determinants are summed as the log of a running product (one ``log`` per few hundred
+    cells instead of one per cell).
     """
     s2 = sigma * sigma
     inv_s2 = 1.0 / s2
@@ -337,8 +358,9 @@ def _integrate_cells_q1(theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_pare
     prod = 1.0
     dc_s = 0.0
     dc_sigma = 0.0
+    to_parents = parent.shape[0] > 0
     for i in range(Wy.shape[0]):
-        g = parent[i]
+        g = parent[i] if to_parents else 0
         pcc = WW[i, 0, 0] * inv_s2
         hc = Wy[i, 0] * inv_s2
         Ai = 1.0 / (1.0 + s2t * pcc)
@@ -350,28 +372,34 @@ def _integrate_cells_q1(theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_pare
         if prod < 1e-250:  # Ai is in (0, 1]: flush before the product underflows
             log_ai += math.log(prod)
             prod = 1.0
-        if sidx >= 0:  # the level's scale: dA = 2 s pcc, dV = 2 s Ai^2
+        if sidx >= 0:
+            # the level's scale: _direction_q1(1, ...) with the cell's own derivatives 0,
+            # simplified by hand (dA = 2 s pcc, dV = 2 s Ai^2); the hot loop of a count screen
             dV = 2.0 * s * Ai * Ai
             dPv = pcc * dV
             odP[sidx, g] -= dPv * pcc
             odh[sidx, g] -= dPv * hc
             dc_s += 0.5 * dV * hc * hc - s * pcc * Ai
-        if sigma_index >= 0:  # sigma: the cell's own message moves, the scale does not
-            dpcc = -2.0 * pcc * inv_sigma
-            dhc = -2.0 * hc * inv_sigma
-            dcc = (yy[i] * inv_s2 - n[i]) * inv_sigma
-            dA = s2t * dpcc
-            dV = -s2t * Ai * Ai * dA
-            dPv = dpcc * V + pcc * dV
-            odP[sigma_index, g] += dpcc - dPv * pcc - pcc * V * dpcc
-            odh[sigma_index, g] += dhc - dPv * hc - pcc * V * dhc
-            dc_sigma += dcc + V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA
+        if sigma_index >= 0:  # sigma: the cell's own message moves
+            dp, dh, dc = _direction_q1(
+                0.0, s, s2t, pcc, hc, Ai, V, -2.0 * pcc * inv_sigma, -2.0 * hc * inv_sigma,
+                (yy[i] * inv_s2 - n[i]) * inv_sigma,
+            )  # fmt: skip
+            odP[sigma_index, g] += dp
+            odh[sigma_index, g] += dh
+            dc_sigma += dc
     oc[0] += c_sum + 0.5 * (log_ai + math.log(prod))
     if sidx >= 0:
         odc[sidx, 0] += dc_s
     if sigma_index >= 0:
         odc[sigma_index, 0] += dc_sigma
     return oP, oh, oc, odP, odh, odc
+
+
+@_jit
+def _one_column(Wy, level_nodes, col_offsets):
+    """Whether a model has one predictor column and one group coefficient per level."""
+    return Wy.shape[1] == 1 and col_offsets[-1] == level_nodes.shape[0]
 
 
 @_jit
@@ -386,46 +414,24 @@ def _log_marginal_grad_q1(
     kernel (the forum's ``y ~ 0 + x:(1|a/b)`` and intercept-only hierarchies are this case).
     """
     m = theta.shape[0]
-    n_cells = Wy.shape[0]
     sigma = theta[sigma_index] if sigma_index >= 0 else sigma_fixed
     active = np.zeros(m, dtype=np.bool_)
     if sigma_index >= 0:
         active[sigma_index] = True
     n_levels = level_nodes.shape[0]
-    if n_levels == 0:  # no group level: the cells' messages as they are
-        s2 = sigma * sigma
-        s3 = s2 * sigma
-        log_s2 = math.log(s2)
-        P = np.empty(n_cells)
-        h = np.empty(n_cells)
-        c = np.empty(n_cells)
-        dP = np.zeros((m, n_cells))
-        dh = np.zeros((m, n_cells))
-        dc = np.zeros((m, n_cells))
-        for i in range(n_cells):
-            P[i] = WW[i, 0, 0] / s2
-            h[i] = Wy[i, 0] / s2
-            c[i] = -0.5 * (n[i] * (LOG2PI + log_s2) + yy[i] / s2)
-            if sigma_index >= 0:
-                dP[sigma_index, i] = -2.0 * WW[i, 0, 0] / s3
-                dh[sigma_index, i] = -2.0 * Wy[i, 0] / s3
-                dc[sigma_index, i] = -n[i] / sigma + yy[i] / s3
-    else:  # the finest level integrated straight from the cells' statistics
-        t = n_levels - 1
-        sidx = scale_index[t]
-        s = theta[sidx] if sidx >= 0 else scale_fixed[t]
-        if sidx >= 0:
-            active[sidx] = True
-        if t > 0:
-            parent = parents[parent_offsets[t] : parent_offsets[t] + n_cells]
-            n_parent = level_nodes[t - 1]
-        else:
-            parent = np.zeros(n_cells, dtype=np.int64)
-            n_parent = 1
-        P, h, c, dP, dh, dc = _integrate_cells_q1(
-            theta, sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m
-        )
-    for t in range(n_levels - 2 if n_levels > 0 else -1, -2, -1):
+    # the finest level integrated straight from the cells' statistics (none: summed to the root)
+    t = n_levels - 1
+    sidx = scale_index[t] if t >= 0 else -1
+    s = theta[sidx] if sidx >= 0 else (scale_fixed[t] if t >= 0 else 0.0)
+    if sidx >= 0:
+        active[sidx] = True
+    lo = parent_offsets[t] if t > 0 else 0
+    hi = parent_offsets[t + 1] if t > 0 else 0
+    n_parent = level_nodes[t - 1] if t > 0 else 1
+    P, h, c, dP, dh, dc = _integrate_cells_q1(
+        sigma_index, sigma, WW, Wy, n, yy, parents[lo:hi], n_parent, sidx, s, m
+    )
+    for t in range(max(n_levels - 2, -1), -2, -1):
         # t >= 0: integrate level t's coefficient; t == -1: the common coefficient (if any).
         if t >= 0:
             sidx = scale_index[t]
@@ -465,23 +471,14 @@ def _log_marginal_grad_q1(
                 if not active[p]:
                     continue
                 ds = 1.0 if sidx == p else 0.0
-                dpcc = dP[p, i]
-                dhc = dh[p, i]
-                dA = 2.0 * ds * s * pcc + s2t * dpcc
-                dV = 2.0 * ds * s * Ai - s2t * Ai * Ai * dA
-                dPv = dpcc * V + pcc * dV
-                odP[p, g] += dpcc - dPv * pcc - pcc * V * dpcc
-                odh[p, g] += dhc - dPv * hc - pcc * V * dhc
-                odc[p, g] += dc[p, i] + V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA
+                a, b, e = _direction_q1(ds, s, s2t, pcc, hc, Ai, V, dP[p, i], dh[p, i], dc[p, i])
+                odP[p, g] += a
+                odh[p, g] += b
+                odc[p, g] += e
             oP[g] += pcc - pcc * V * pcc
             oh[g] += hc - pcc * V * hc
             oc[g] += c[i] + 0.5 * V * hc * hc - 0.5 * math.log(A)
         P, h, c, dP, dh, dc = oP, oh, oc, odP, odh, odc
-    if n_levels == 0 and common_cols.shape[0] == 0:  # nothing integrated: sum the cells
-        grad = np.empty(m)
-        for p in range(m):
-            grad[p] = dc[p].sum()
-        return c.sum(), grad
     grad = np.empty(m)
     for p in range(m):
         grad[p] = dc[p, 0]
@@ -542,7 +539,7 @@ def log_marginal_grad(
     """
     m = theta.shape[0]
     n_cells, q = Wy.shape
-    if q == 1 and col_offsets[-1] == level_nodes.shape[0]:
+    if _one_column(Wy, level_nodes, col_offsets):
         return _log_marginal_grad_q1(
             theta, sigma_index, sigma_fixed, WW, Wy, n, yy, level_nodes, parents,
             parent_offsets, scale_index, scale_fixed, common_cols, mu0, s0,
@@ -689,6 +686,4 @@ def density_kernel(args):
     numba dispatcher
         The kernel.
     """
-    wy, level_nodes, col_offsets = args[6], args[9], args[13]
-    one_column = wy.shape[1] == 1 and col_offsets[-1] == level_nodes.shape[0]
-    return log_density_q1 if one_column else log_density
+    return log_density_q1 if _one_column(args[6], args[9], args[13]) else log_density
