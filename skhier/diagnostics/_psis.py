@@ -97,8 +97,10 @@ def _select(a, k):
 
 
 @numba.njit(cache=True, nogil=True)
-def _psis_range(lo, hi, log_weights, n_tail, out, k_out):
+def _psis_range(lo, hi, tid, log_weights, n_tail, out, k_out):
     """Smooth rows ``lo`` to ``hi - 1`` of ``log_weights`` into ``out``; their k into ``k_out``.
+
+    ``tid`` (the thread, from :func:`skhier._parallel.parallel_for`) is not used.
 
     Only the tail is sorted: a selection finds the cut-off (the ``n - n_tail``-th smallest
     value), then the ``n_tail`` or fewer values above it are ordered by insertion. A row with
@@ -161,10 +163,6 @@ def _psis_range(lo, hi, log_weights, n_tail, out, k_out):
         k_out[r] = k
 
 
-def _psis_work(lo, hi, tid, log_weights, n_tail, out, k_out):
-    _psis_range(lo, hi, log_weights, n_tail, out, k_out)
-
-
 def psis_smooth(log_weights, r_eff: float = 1.0):
     """Pareto smooth the importance log weights of every row; return them and each row's k.
 
@@ -203,5 +201,5 @@ def psis_smooth(log_weights, r_eff: float = 1.0):
     n_tail = min(n_tail, n - 1)
     out = np.empty(lw.shape)
     k = np.empty(lw.shape[0])
-    parallel_for(_psis_work, lw.shape[0], lw, n_tail, out, k)
+    parallel_for(_psis_range, lw.shape[0], lw, n_tail, out, k)
     return out, k

@@ -40,15 +40,6 @@ _jit = numba.njit(cache=True, nogil=True)
 _jit_inline = numba.njit(cache=True, nogil=True, inline="always")
 
 
-def _range_worker(kernel):
-    """Adapt a kernel over a range of cells to :func:`skhier._parallel.parallel_for`."""
-
-    def work(lo, hi, tid, *args):
-        kernel(lo, hi, *args)
-
-    return work
-
-
 @_jit_inline
 def row_terms(family, alpha, y, eta):
     """Log likelihood of one row, its derivative and minus its second derivative in ``eta``."""
@@ -69,6 +60,15 @@ def row_terms(family, alpha, y, eta):
 
 
 @_jit_inline
+def _eta(off, W, i, th):
+    """Linear predictor of row ``i`` at coefficients ``th``."""
+    eta = off[i]
+    for a in range(th.shape[0]):
+        eta += W[i, a] * th[a]
+    return eta
+
+
+@_jit_inline
 def _cell_terms(y, off, W, lo, hi, family, alpha, th, g, H):
     """Fill the gradient ``g`` and minus the Hessian ``H`` of one cell; return its log lik."""
     q = th.shape[0]
@@ -78,10 +78,7 @@ def _cell_terms(y, off, W, lo, hi, family, alpha, th, g, H):
             H[a, b] = 0.0
     ll = 0.0
     for i in range(lo, hi):
-        eta = off[i]
-        for a in range(q):
-            eta += W[i, a] * th[a]
-        li, r, w = row_terms(family, alpha, y[i], eta)
+        li, r, w = row_terms(family, alpha, y[i], _eta(off, W, i, th))
         ll += li
         for a in range(q):
             g[a] += r * W[i, a]
@@ -96,13 +93,9 @@ def _cell_terms(y, off, W, lo, hi, family, alpha, th, g, H):
 @_jit_inline
 def _cell_loglik(y, off, W, lo, hi, family, alpha, th):
     """Log likelihood of one cell at ``th``."""
-    q = th.shape[0]
     ll = 0.0
     for i in range(lo, hi):
-        eta = off[i]
-        for a in range(q):
-            eta += W[i, a] * th[a]
-        ll += row_terms(family, alpha, y[i], eta)[0]
+        ll += row_terms(family, alpha, y[i], _eta(off, W, i, th))[0]
     return ll
 
 
@@ -138,11 +131,12 @@ def _cholesky_solve(A, b, L, x):
 
 
 @_jit
-def _cell_modes_range(lo_cell, hi_cell, y, off, W, ptr, family, alpha, m, d, max_iter, tol,
+def _cell_modes_range(lo_cell, hi_cell, tid, y, off, W, ptr, family, alpha, m, d, max_iter, tol,
                       theta, g_out, H_out, ll_out, ld_out, it_out):  # fmt: skip
     """:func:`cell_modes` for cells ``lo_cell`` to ``hi_cell - 1``, written into the outputs.
 
-    ``theta`` holds the starting values on entry and the modes on return.
+    ``theta`` holds the starting values on entry and the modes on return; ``tid`` (the
+    thread, from :func:`skhier._parallel.parallel_for`) is not used.
     """
     q = theta.shape[1]
     for c in range(lo_cell, hi_cell):
@@ -204,8 +198,6 @@ def _cell_modes_range(lo_cell, hi_cell, y, off, W, ptr, family, alpha, m, d, max
         it_out[c] = it if converged else max_iter + 1
 
 
-
-
 def cell_modes(y, off, W, ptr, family, alpha, m, d, theta0, max_iter, tol):
     """Mode of each cell's log likelihood plus a diagonal Gaussian prior, by damped Newton.
 
@@ -256,20 +248,16 @@ def cell_modes(y, off, W, ptr, family, alpha, m, d, theta0, max_iter, tol):
         np.empty(n_cells, dtype=np.int64),
     )
     args = (y, off, W, ptr, family, float(alpha), m, d, max_iter, tol, theta, *out)
-    parallel_for(_range_worker(_cell_modes_range), n_cells, *args)
+    parallel_for(_cell_modes_range, n_cells, *args)
     return (theta, *out)
 
 
 @_jit_inline
 def _cell_loglik_kernel(y, off, W, lo, hi, family, alpha, th):
     """Log likelihood of one cell at ``th`` without the terms free of ``th``."""
-    q = th.shape[0]
     ll = 0.0
     for i in range(lo, hi):
-        eta = off[i]
-        for a in range(q):
-            eta += W[i, a] * th[a]
-        eta = min(max(eta, -_ETA_MAX), _ETA_MAX)
+        eta = min(max(_eta(off, W, i, th), -_ETA_MAX), _ETA_MAX)
         if family == POISSON:
             ll += y[i] * eta - math.exp(eta)
         else:
@@ -278,8 +266,8 @@ def _cell_loglik_kernel(y, off, W, lo, hi, family, alpha, th):
 
 
 @_jit
-def _cell_log_weights_range(lo_cell, hi_cell, y, off, W, ptr, family, alpha, theta_star, g, H,
-                            draws, out):  # fmt: skip
+def _cell_log_weights_range(lo_cell, hi_cell, tid, y, off, W, ptr, family, alpha, theta_star, g,
+                            H, draws, out):  # fmt: skip
     """:func:`cell_log_weights` for cells ``lo_cell`` to ``hi_cell - 1``, written into ``out``."""
     n_draws, _, q = draws.shape
     th = np.empty(q)
@@ -299,11 +287,11 @@ def _cell_log_weights_range(lo_cell, hi_cell, y, off, W, ptr, family, alpha, the
             out[c, s] = _cell_loglik_kernel(y, off, W, lo, hi, family, alpha, th) - quad
 
 
-def cell_log_weights(y, off, W, ptr, family, alpha, theta_star, g, H, ll_star, draws):
+def cell_log_weights(y, off, W, ptr, family, alpha, theta_star, g, H, draws):
     """Log ratio of each cell's exact log likelihood to its quadratic approximation, per draw.
 
     The approximation is the second-order Taylor expansion at ``theta_star``:
-    ``ll_star + g (t - theta_star) - (t - theta_star)' H (t - theta_star) / 2``.
+    ``l(theta_star) + g (t - theta_star) - (t - theta_star)' H (t - theta_star) / 2``.
 
     Parameters
     ----------
@@ -315,8 +303,6 @@ def cell_log_weights(y, off, W, ptr, family, alpha, theta_star, g, H, ll_star, d
         Gradients there.
     H : float64[:, :, :]
         Minus the Hessians there.
-    ll_star : float64[:]
-        Log likelihoods there.
     draws : float64[:, :, :]
         Draws of each cell's coefficients, shape (draws, cells, q).
 
@@ -329,11 +315,12 @@ def cell_log_weights(y, off, W, ptr, family, alpha, theta_star, g, H, ll_star, d
     -----
     The terms of the log likelihood that do not depend on the coefficients (the log gamma
     functions) cancel between the exact and the expanded likelihood, so neither computes them:
-    ``ll_star`` is not read (the expansion's constant is the same kernel at ``theta_star``), and
-    each draw costs an ``exp`` and a ``log`` per row instead of three more log gammas.
+    the expansion's constant ``l(theta_star)`` is the same reduced likelihood at
+    ``theta_star``, and each draw costs an ``exp`` and a ``log`` per row instead of three more
+    log gammas.
     """
     n_draws, n_cells, _ = draws.shape
     out = np.empty((n_cells, n_draws))
     args = (y, off, W, ptr, family, float(alpha), theta_star, g, H, draws, out)
-    parallel_for(_range_worker(_cell_log_weights_range), n_cells, *args)
+    parallel_for(_cell_log_weights_range, n_cells, *args)
     return out

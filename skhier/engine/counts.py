@@ -680,7 +680,6 @@ def check_approximation(plan, posterior, cd: CellData, expansion: CellExpansion,
             e.theta[block],
             e.g[block],
             e.H[block],
-            e.ll[block],
             draws,
         )
     _, k_cells = psis_smooth(lw)

@@ -88,7 +88,7 @@ def test_log_weights_vanish_at_the_expansion_point(cells):
         y, off, W, ptr, 1, 5.0, m, np.full_like(m, 0.01), m, 50, 1e-10
     )
     near = theta[None] + np.array([0.0, 1e-4, 0.3])[:, None, None]
-    lw = cell_log_weights(y, off, W, ptr, 1, 5.0, theta, g, H, ll, near)
+    lw = cell_log_weights(y, off, W, ptr, 1, 5.0, theta, g, H, near)
     assert lw.shape == (n_cells, 3)
     np.testing.assert_allclose(lw[:, 0], 0.0, atol=1e-9)
     assert np.abs(lw[:, 1]).max() < 1e-8  # third-order error only
@@ -106,7 +106,7 @@ def test_log_weights_match_scipy(cells, family):
         y, off, W, ptr, family, alpha, m, np.full_like(m, 0.01), m, 50, 1e-10
     )
     draws = theta[None] + np.random.default_rng(4).normal(0, 0.2, size=(7, n_cells, 2))
-    lw = cell_log_weights(y, off, W, ptr, family, alpha, theta, g, H, ll, draws)
+    lw = cell_log_weights(y, off, W, ptr, family, alpha, theta, g, H, draws)
     for c in range(n_cells):
         sl = slice(ptr[c], ptr[c + 1])
         for s in range(draws.shape[0]):
