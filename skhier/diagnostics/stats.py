@@ -356,7 +356,7 @@ def _stats_block(
 ) -> dict[str, np.ndarray]:
     """All statistics for a block ``x`` of shape (p, chains, draws) of finite values.
 
-    ``compiled`` sends the work after the sort to the numba kernel
+    ``compiled`` sends everything after the mean and sd (sorts included) to the numba kernel
     (:func:`_stats_block_compiled`); the results agree with the NumPy path to rounding.
     """
     p, c, d = x.shape
@@ -373,11 +373,11 @@ def _stats_block(
     size = m * n
     if grid is None:
         grid = _z_grid(size)
+    if compiled:
+        return _stats_block_compiled(x, np.ascontiguousarray(flat), m, grid, res)
     rows = np.arange(p)[:, None]
 
     # bulk: rank-normalized split chains
-    if compiled:
-        return _stats_block_compiled(x, np.ascontiguousarray(flat), m, grid, res)
     bits = _index_bits(size)
     packed = bits <= 20
     low = np.uint64((1 << bits) - 1) if packed else None
