@@ -309,6 +309,19 @@ def _messages(n_nodes, q, m):
     )
 
 
+@_jit
+def _messages_q1(n_nodes, m):
+    """Zeroed one-column messages of ``n_nodes`` nodes and their derivatives in ``m`` scales."""
+    return (
+        np.zeros(n_nodes),
+        np.zeros(n_nodes),
+        np.zeros(n_nodes),
+        np.zeros((m, n_nodes)),
+        np.zeros((m, n_nodes)),
+        np.zeros((m, n_nodes)),
+    )
+
+
 @_jit_inline
 def _direction_q1(ds, s, s2t, pcc, hc, Ai, V, dpcc, dhc, dcc):
     """Return what one gradient direction of a node's message adds to its parent's (q = 1).
@@ -347,12 +360,7 @@ def _integrate_cells_q1(sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sid
     inv_sigma = 1.0 / sigma
     c_norm = LOG2PI + math.log(s2)
     s2t = s * s
-    oP = np.zeros(n_parent)
-    oh = np.zeros(n_parent)
-    oc = np.zeros(n_parent)
-    odP = np.zeros((m, n_parent))
-    odh = np.zeros((m, n_parent))
-    odc = np.zeros((m, n_parent))
+    oP, oh, oc, odP, odh, odc = _messages_q1(n_parent, m)
     c_sum = 0.0
     log_ai = 0.0
     prod = 1.0
@@ -453,12 +461,7 @@ def _log_marginal_grad_q1(
                 dc[p, 0] += -0.5 * dP[p, 0] * g0 * g0 + g0 * dh[p, 0]
                 dh[p, 0] -= dP[p, 0] * g0
         s2t = s * s
-        oP = np.zeros(n_parent)
-        oh = np.zeros(n_parent)
-        oc = np.zeros(n_parent)
-        odP = np.zeros((m, n_parent))
-        odh = np.zeros((m, n_parent))
-        odc = np.zeros((m, n_parent))
+        oP, oh, oc, odP, odh, odc = _messages_q1(n_parent, m)
         lo = parent_offsets[t] if t > 0 else 0
         for i in range(P.shape[0]):
             g = parents[lo + i] if t > 0 else 0
