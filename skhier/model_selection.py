@@ -69,25 +69,15 @@ def _final_input(fitted, X):
 def _lppd_rows(fitted, X, y=None):
     """Log pointwise predictive density of each row: ``log mean_s p(y_i | theta_s)``.
 
-    What :meth:`skhier.HierarchicalRanker.score` averages, computed block by block. ``fitted``
-    is a fitted ranker, a fitted Pipeline ending in one, or a fitted search holding one as
-    ``best_estimator_``.
+    What :meth:`skhier.HierarchicalRanker.score` averages (:func:`skhier.scoring.pointwise_lppd`).
+    ``fitted`` is a fitted ranker, a fitted Pipeline ending in one, or a fitted search holding
+    one as ``best_estimator_``.
     """
-    from scipy.special import logsumexp
-
-    from skhier.predictive import gaussian_log_density
-    from skhier.scoring import _scoring_data
+    from skhier.scoring import pointwise_lppd
 
     if not isinstance(fitted, Pipeline) and hasattr(fitted, "best_estimator_"):
         fitted = fitted.best_estimator_
-    ranker = _final_ranker(fitted)
-    data, yv = _scoring_data(ranker, _final_input(fitted, X), y, purpose="the held-out density")
-    post = ranker.idata_.posterior
-    log_s = np.log(post.sizes["chain"] * post.sizes["draw"])
-    out = np.empty(len(data))
-    for sl, ll in gaussian_log_density(post, ranker.plan_, data, yv):
-        out[sl] = logsumexp(ll, axis=0) - log_s
-    return out
+    return pointwise_lppd(_final_ranker(fitted), _final_input(fitted, X), y)
 
 
 def _subset_params(params, n_rows, rows):

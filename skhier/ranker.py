@@ -40,8 +40,8 @@ from skhier.io import (
 )
 from skhier.plan import POOLING, make_plan
 from skhier.predictive import (
-    gaussian_log_density,
     linear_predictor,
+    log_predictive_density,
     prediction_rows,
     predictive_draws,
     response_values,
@@ -864,15 +864,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         float
             Mean log pointwise predictive density.
         """
-        from scipy.special import logsumexp
-
         data = self._prediction_rows(X)
         yv = response_values(self.plan_, data, y, purpose="score")
-        post = self.idata_.posterior
-        n_draws = post.sizes["chain"] * post.sizes["draw"]
-        lppd = np.empty(len(data))
-        for sl, ll in gaussian_log_density(post, self.plan_, data, yv):
-            lppd[sl] = logsumexp(ll, axis=0) - np.log(n_draws)
+        lppd = log_predictive_density(self.idata_.posterior, self.plan_, data, yv)
         return float(np.average(lppd, weights=sample_weight))
 
     def __getstate__(self):
