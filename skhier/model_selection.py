@@ -27,6 +27,7 @@ from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from skhier._validation import check_choice, check_number
+from skhier.predictive import FAMILIES
 
 __all__ = [
     "LOOSearchCV",
@@ -167,13 +168,11 @@ def _refit_fold(estimator, X, y, fit_params, test):
 
 def _elpd_data(loo_i, lppd, pareto_k, n_samples, good_k, replaced):
     """ELPDData of pointwise elpd values; ``warning`` for high k rows that were not replaced."""
-    from skhier.scoring import ParetoKWarning, _elpd
+    from skhier.scoring import elpd_data
 
     n = len(loo_i)
     lppd_i = np.full(n, lppd / n)  # only its sum enters (p_loo = lppd - elpd_loo)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=ParetoKWarning)
-        res = _elpd(loo_i, lppd_i, pareto_k, n_samples, "row", {"row": np.arange(n)})
+    res = elpd_data(loo_i, lppd_i, pareto_k, n_samples, warn=False)
     keep = ~replaced
     res["warning"] = bool(np.any(~(pareto_k[keep] <= good_k)))
     return res
@@ -272,8 +271,9 @@ class LOOSearchCV(MetaEstimatorMixin, BaseEstimator):
     Pareto k in the counts; its contribution to ``elpd_loo`` is then exact (up to Monte Carlo
     error). Rows with k between ``good_k`` (0.62 for 400 draws) and the threshold keep their
     PSIS-LOO values; ``loo_results_[i]["warning"]`` says whether a candidate has such rows.
-    Exact refits need the held-out density, implemented for ``family="gaussian"``; a
-    candidate of another family keeps the PSIS-LOO values of its high k rows, with a
+    Exact refits need the held-out density, implemented for the Gaussian, Poisson and negative
+    binomial families (:data:`skhier.predictive.FAMILIES`); a candidate of another family
+    (Bambi's engine) keeps the PSIS-LOO values of its high k rows, with a
     :class:`skhier.scoring.ParetoKWarning`.
 
     Examples
@@ -408,12 +408,12 @@ class LOOSearchCV(MetaEstimatorMixin, BaseEstimator):
             f["high"] = high
             if not len(high):
                 continue
-            if f["family"] != "gaussian":
+            if f["family"] not in FAMILIES:
                 warnings.warn(
                     f"candidate {candidates[c][0]} (family={f['family']!r}) has {len(high)} "
                     f"row(s) with Pareto k > {self.refit_k_threshold}, but exact refits need the "
-                    "held-out density, implemented for family='gaussian' only: those rows keep "
-                    "their PSIS-LOO values.",
+                    f"held-out density, implemented for the families {FAMILIES} only: those "
+                    "rows keep their PSIS-LOO values.",
                     ParetoKWarning,
                     stacklevel=3,
                 )

@@ -1,10 +1,16 @@
-"""Posterior predictions: the linear predictor, the Gaussian log density, predictive draws.
+"""Posterior predictions: the linear predictor, log densities, moments and predictive draws.
 
-Functions of a posterior (Bambi's names), a :class:`skhier.plan.FitPlan` and validated rows,
-processed a block of rows at a time so that memory stays at ``draws x block`` floats whatever
-the number of rows. Groups not seen in fit get coefficients drawn from the hierarchy: they add
-no mean and their scale's variance. ``predict``, ``score``, PSIS-LOO and the plots all read
-the model's predictions through here.
+Functions of a fit (its InferenceData, or just the posterior with Bambi's names), a
+:class:`skhier.plan.FitPlan` and validated rows, processed a block of rows at a time so that
+memory stays at ``draws x block`` floats whatever the number of rows. Groups not seen in fit
+get coefficients drawn from the hierarchy: they add no mean and their scale's variance.
+``predict``, ``score``, PSIS-LOO and the plots all read the model's predictions through here.
+
+The families computed here (:data:`FAMILIES`) are the Gaussian (identity link, residual sd
+``sigma``) and the two count families with a log link: Poisson and negative binomial with
+PyMC's ``alpha`` (``var = mu + mu**2 / alpha``), sampled or, for the count engine, estimated
+once and kept in the fit's ``constant_data``. An ``offset(column)`` term is added to the
+linear predictor.
 """
 
 from __future__ import annotations
@@ -15,30 +21,124 @@ import numpy as np
 import pandas as pd
 
 from skhier._names import scale_name
-from skhier._validation import check_data
+from skhier._validation import COUNT_RESPONSE_FAMILIES, check_counts, check_data
 from skhier.design import design_matrix
 
 __all__ = [
     "BLOCK_ROWS",
+    "FAMILIES",
+    "check_family",
+    "response_parameters",
     "model_frame",
     "prediction_rows",
     "response_values",
     "linear_predictor",
-    "gaussian_log_density",
+    "log_density",
     "log_predictive_density",
+    "predictive_moments",
     "predictive_draws",
 ]
 
 #: Rows per block of the row-wise computations.
 BLOCK_ROWS = 2048
 
+#: Families whose predictions, log densities and predictive draws skhier computes.
+FAMILIES = ("gaussian", "negativebinomial", "poisson")
 
-def _check_gaussian(plan, what: str) -> None:
-    if plan.family != "gaussian":
+#: Seed of the coefficients drawn for groups not seen in fit, where a count family's log
+#: density needs one per posterior draw (a fixed seed keeps ``score`` deterministic).
+_UNSEEN_SEED = 20241206
+
+
+def check_family(plan, what: str) -> None:
+    """Raise NotImplementedError unless the plan's family is one of :data:`FAMILIES`.
+
+    Parameters
+    ----------
+    plan : FitPlan
+        The fitted plan.
+    what : str
+        What needs the family (for the message).
+
+    Raises
+    ------
+    NotImplementedError
+        Naming the family and the supported ones.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"y": [1, 0, 1, 1], "x": [1.0, 2, 1, 2]})
+    >>> check_family(make_plan({"formula": "y ~ x", "family": "bernoulli"}, df), "predict")
+    Traceback (most recent call last):
+    ...
+    NotImplementedError: predict is implemented for the families ('gaussian', \
+'negativebinomial', 'poisson'); this model has family='bernoulli'.
+    """
+    if plan.family not in FAMILIES:
         raise NotImplementedError(
-            f"{what} is implemented for family='gaussian'; this model has "
+            f"{what} is implemented for the families {FAMILIES}; this model has "
             f"family={plan.family!r}."
         )
+
+
+def _posterior_and_constants(fit):
+    """Split an InferenceData into its posterior and constant data (None for a Dataset)."""
+    if hasattr(fit, "posterior"):
+        return fit.posterior, getattr(fit, "constant_data", None)
+    return fit, None
+
+
+def response_parameters(fit, plan) -> dict:
+    """Return the draws of the family's own parameters, flattened over chains.
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData or xarray.Dataset
+        The fit, or its posterior alone (then a negative binomial ``alpha`` must be a
+        posterior variable).
+    plan : FitPlan
+        The fitted plan.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n_draws,)
+        ``{"sigma": ...}`` for the Gaussian, ``{"alpha": ...}`` for the negative binomial,
+        ``{}`` for Poisson.
+
+    Raises
+    ------
+    NotImplementedError
+        For a family outside :data:`FAMILIES`.
+    ValueError
+        If the fit does not hold the parameter.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4], "x": [1.0, 2, 1, 2]})
+    >>> post = xr.Dataset({"sigma": (("chain", "draw"), np.full((2, 3), 0.5))})
+    >>> response_parameters(post, make_plan({"formula": "y ~ x"}, df))["sigma"].shape
+    (6,)
+    """
+    check_family(plan, "the predictive distribution")
+    posterior, constants = _posterior_and_constants(fit)
+    n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    name = {"gaussian": "sigma", "negativebinomial": "alpha"}.get(plan.family)
+    if name is None:
+        return {}
+    if name in posterior.data_vars:
+        value = np.asarray(posterior[name], dtype=np.float64).reshape(-1)
+    elif constants is not None and name in constants.data_vars:
+        value = np.full(n_draws, float(constants[name]))
+    else:
+        raise ValueError(
+            f"family={plan.family!r} needs {name!r}, which is neither in the posterior nor in "
+            "the fit's constant_data; pass the whole InferenceData (ranker.idata_)."
+        )
+    return {name: value}
 
 
 def model_frame(plan, X) -> pd.DataFrame:
@@ -133,7 +233,8 @@ def response_values(plan, data: pd.DataFrame, y=None, *, purpose: str = "scoring
     Raises
     ------
     ValueError
-        If there is no response, it has the wrong length, or it is not finite.
+        If there is no response, it has the wrong length, or it is not finite (for a count
+        family: not a non-negative integer).
 
     Examples
     --------
@@ -162,6 +263,8 @@ def response_values(plan, data: pd.DataFrame, y=None, *, purpose: str = "scoring
             f"{purpose} needs a finite response, but {len(rows)} row(s) have NaN or infinite "
             f"{response!r} (rows {shown}{', ...' if len(rows) > 5 else ''}); drop them first."
         )
+    if plan.family in COUNT_RESPONSE_FAMILIES:
+        check_counts(pd.DataFrame({response: yv}, index=data.index), response, plan.family)
     return yv
 
 
@@ -172,8 +275,8 @@ def linear_predictor(
 
     Parameters
     ----------
-    posterior : xarray.Dataset
-        The posterior (Bambi's names).
+    posterior : xarray.Dataset or arviz.InferenceData
+        The posterior (Bambi's names), or the fit holding it.
     plan : FitPlan
         The fitted plan.
     data : pandas.DataFrame
@@ -186,7 +289,7 @@ def linear_predictor(
     rows : slice
         The block's rows.
     eta : ndarray of shape (n_draws, block rows)
-        The linear predictor per draw (chains flattened).
+        The linear predictor per draw (chains flattened), the offset included.
     extra : ndarray of shape (n_draws, block rows)
         Extra variance of levels not seen in fit (their scale squared times the predictor).
 
@@ -201,9 +304,11 @@ def linear_predictor(
     >>> eta[0].tolist()
     [3.0, 5.0, 3.0, 5.0]
     """
+    posterior, _ = _posterior_and_constants(posterior)
     parsed = plan.parsed
     columns = parsed.columns
     W = design_matrix(data, columns)
+    offset = None if parsed.offset is None else np.asarray(data[parsed.offset], dtype=np.float64)
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     common = {c: np.asarray(posterior[c]).reshape(-1) for c in columns if c in posterior.data_vars}
     terms = []
@@ -224,6 +329,8 @@ def linear_predictor(
     for start in range(0, len(data), block_rows):
         sl = slice(start, min(start + block_rows, len(data)))
         eta = np.zeros((n_draws, sl.stop - sl.start))
+        if offset is not None:
+            eta += offset[sl]
         extra = np.zeros_like(eta)
         for k, c in enumerate(columns):
             if c in common:
@@ -239,17 +346,42 @@ def linear_predictor(
         yield sl, eta, extra
 
 
-def gaussian_log_density(
-    posterior, plan, data: pd.DataFrame, y: np.ndarray, *, block_rows: int = BLOCK_ROWS
+def _unseen(eta, extra, rng):
+    """Add a coefficient drawn from the hierarchy for the rows' unseen groups (log links)."""
+    if extra.any():
+        eta += np.sqrt(extra) * rng.standard_normal(eta.shape)
+    return eta
+
+
+def _count_log_pmf(family, y, eta, alpha):
+    """``log p(y | eta)`` of a log-link count family, arrays of shape (n_draws, rows)."""
+    from scipy.special import gammaln
+
+    if family == "poisson":
+        return y * eta - np.exp(eta) - gammaln(y + 1.0)
+    a = alpha[:, None]
+    log_am = np.logaddexp(np.log(a), eta)  # log(alpha + mu)
+    return (
+        gammaln(y + a)
+        - gammaln(a)
+        - gammaln(y + 1.0)
+        + a * (np.log(a) - log_am)
+        + y * (eta - log_am)
+    )
+
+
+def log_density(
+    fit, plan, data: pd.DataFrame, y: np.ndarray, *, block_rows: int = BLOCK_ROWS
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """Yield ``log p(y_i | theta_s)`` of a Gaussian model, a block of rows at a time.
+    """Yield ``log p(y_i | theta_s)``, a block of rows at a time.
 
     Parameters
     ----------
-    posterior : xarray.Dataset
-        The posterior (Bambi's names).
+    fit : arviz.InferenceData or xarray.Dataset
+        The fit (a negative binomial fit by the count engine keeps ``alpha`` in its
+        ``constant_data``), or its posterior alone.
     plan : FitPlan
-        The fitted plan (Gaussian).
+        The fitted plan (a family of :data:`FAMILIES`).
     data : pandas.DataFrame
         Validated rows.
     y : ndarray of shape (n_rows,)
@@ -262,11 +394,37 @@ def gaussian_log_density(
     rows : slice
         The block's rows.
     log_density : ndarray of shape (n_draws, block rows)
-        The log density of each row given each draw.
+        The log density (or mass) of each row given each draw. For a count family, a row of
+        a group not seen in fit gets one coefficient per draw from the hierarchy (fixed
+        seed); the Gaussian integrates it out exactly.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from scipy.stats import poisson
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"n": [1, 4, 2, 7], "x": [0.0, 1, 0, 1]})
+    >>> post = xr.Dataset({"Intercept": (("chain", "draw"), np.zeros((1, 2))),
+    ...                    "x": (("chain", "draw"), np.full((1, 2), 1.5))})
+    >>> plan = make_plan({"formula": "n ~ x", "family": "poisson"}, df)
+    >>> sl, ll = next(log_density(post, plan, df, df["n"].to_numpy(float)))
+    >>> bool(np.allclose(ll[0], poisson.logpmf(df["n"], np.exp(1.5 * df["x"]))))
+    True
     """
-    _check_gaussian(plan, "the log density")
-    sigma2 = np.asarray(posterior["sigma"], dtype=np.float64).reshape(-1) ** 2
-    for sl, eta, extra in linear_predictor(posterior, plan, data, block_rows=block_rows):
+    params = response_parameters(fit, plan)
+    if plan.family == "gaussian":
+        yield from _gaussian_log_density(fit, plan, data, y, block_rows, params["sigma"])
+        return
+    rng = np.random.default_rng(_UNSEEN_SEED)
+    alpha = params.get("alpha")
+    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
+        yield sl, _count_log_pmf(plan.family, y[sl], _unseen(eta, extra, rng), alpha)
+
+
+def _gaussian_log_density(fit, plan, data, y, block_rows, sigma):
+    """Yield the Gaussian log density (an unseen group's variance integrated out)."""
+    sigma2 = sigma**2
+    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
         var = sigma2[:, None] + extra
         eta -= y[sl]
         eta *= eta
@@ -277,19 +435,19 @@ def gaussian_log_density(
 
 
 def log_predictive_density(
-    posterior, plan, data: pd.DataFrame, y: np.ndarray, *, block_rows: int = BLOCK_ROWS
+    fit, plan, data: pd.DataFrame, y: np.ndarray, *, block_rows: int = BLOCK_ROWS
 ) -> np.ndarray:
     """Log pointwise predictive density ``log mean_s p(y_i | theta_s)`` of every row.
 
-    Computed a block of rows at a time (:func:`gaussian_log_density`), so memory stays at
+    Computed a block of rows at a time (:func:`log_density`), so memory stays at
     ``draws x block_rows`` values whatever the number of rows.
 
     Parameters
     ----------
-    posterior : xarray.Dataset
-        The posterior (Bambi's names).
+    fit : arviz.InferenceData or xarray.Dataset
+        The fit, or its posterior (Bambi's names).
     plan : FitPlan
-        The fitted plan (Gaussian).
+        The fitted plan (a family of :data:`FAMILIES`).
     data : pandas.DataFrame
         Validated rows.
     y : ndarray of shape (n_rows,)
@@ -309,31 +467,88 @@ def log_predictive_density(
     ...                      random_state=0).fit_transform()
     >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=100, tune=100,
     ...                        chains=2, n_jobs=1, random_state=0, on_fail="ignore").fit(df)
-    >>> lpd = log_predictive_density(r.idata_.posterior, r.plan_, r.plan_.data,
-    ...                              df["Ht"].to_numpy())
+    >>> lpd = log_predictive_density(r.idata_, r.plan_, r.plan_.data, df["Ht"].to_numpy())
     >>> lpd.shape, bool(abs(lpd.mean() - r.score(df)) < 1e-12)
     ((40,), True)
     """
     from scipy.special import logsumexp
 
+    posterior, _ = _posterior_and_constants(fit)
     log_s = np.log(posterior.sizes["chain"] * posterior.sizes["draw"])
     out = np.empty(len(data))
-    for sl, ll in gaussian_log_density(posterior, plan, data, y, block_rows=block_rows):
+    for sl, ll in log_density(fit, plan, data, y, block_rows=block_rows):
         out[sl] = logsumexp(ll, axis=0) - log_s
     return out
 
 
+def predictive_moments(
+    fit, plan, data: pd.DataFrame, *, block_rows: int = BLOCK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the posterior predictive distribution of every row.
+
+    By the law of total variance over the draws: the mean of the draws' conditional means,
+    and the mean of their conditional variances plus the variance of their means. A group
+    not seen in fit adds its coefficient's variance (for a log link, through the lognormal
+    moments).
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData or xarray.Dataset
+        The fit, or its posterior (Bambi's names).
+    plan : FitPlan
+        The fitted plan (a family of :data:`FAMILIES`).
+    data : pandas.DataFrame
+        Validated rows.
+    block_rows : int, default=2048
+        Rows per block.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_rows,)
+        Posterior predictive mean of the response.
+    var : ndarray of shape (n_rows,)
+        Posterior predictive variance of the response.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"n": [1, 4], "x": [0.0, 1.0]})
+    >>> post = xr.Dataset({"Intercept": (("chain", "draw"), np.zeros((1, 1))),
+    ...                    "x": (("chain", "draw"), np.full((1, 1), np.log(3.0)))})
+    >>> mean, var = predictive_moments(post, make_plan({"formula": "n ~ x",
+    ...                                                 "family": "poisson"}, df), df)
+    >>> np.round(mean, 6).tolist(), np.round(var, 6).tolist()
+    ([1.0, 3.0], [1.0, 3.0])
+    """
+    params = response_parameters(fit, plan)
+    mean = np.empty(len(data))
+    var = np.empty(len(data))
+    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
+        if plan.family == "gaussian":
+            m = eta
+            v = params["sigma"][:, None] ** 2 + extra
+        else:
+            m = np.exp(eta + extra / 2)  # lognormal mean over an unseen group's coefficient
+            v = m + m * m * np.expm1(extra)
+            if "alpha" in params:
+                v += m * m * np.exp(extra) / params["alpha"][:, None]
+        mean[sl] = m.mean(axis=0)
+        var[sl] = v.mean(axis=0) + m.var(axis=0)
+    return mean, var
+
+
 def predictive_draws(
-    posterior, plan, data: pd.DataFrame, rng, *, block_rows: int = BLOCK_ROWS
+    fit, plan, data: pd.DataFrame, rng, *, block_rows: int = BLOCK_ROWS
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield posterior predictive draws of the response, one per posterior draw.
 
     Parameters
     ----------
-    posterior : xarray.Dataset
-        The posterior (Bambi's names).
+    fit : arviz.InferenceData or xarray.Dataset
+        The fit, or its posterior (Bambi's names).
     plan : FitPlan
-        The fitted plan (Gaussian).
+        The fitted plan (a family of :data:`FAMILIES`).
     data : pandas.DataFrame
         Validated rows.
     rng : numpy.random.Generator
@@ -346,11 +561,30 @@ def predictive_draws(
     rows : slice
         The block's rows.
     draws : ndarray of shape (n_draws, block rows)
-        The linear predictor plus Gaussian noise of the draw's residual sd (and, for groups
-        not seen in fit, of their scale).
+        Gaussian: the linear predictor plus noise of the draw's residual sd (and, for groups
+        not seen in fit, of their scale). Count families: Poisson or negative binomial
+        (gamma-Poisson) counts of mean ``exp(eta)``, as floats.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"n": [1, 4], "x": [0.0, 1.0]})
+    >>> post = xr.Dataset({"Intercept": (("chain", "draw"), np.zeros((1, 4000))),
+    ...                    "x": (("chain", "draw"), np.full((1, 4000), np.log(3.0)))})
+    >>> plan = make_plan({"formula": "n ~ x", "family": "poisson"}, df)
+    >>> sl, draws = next(predictive_draws(post, plan, df, np.random.default_rng(0)))
+    >>> draws.shape, np.round(draws.mean(axis=0), 1).tolist()
+    ((4000, 2), [1.0, 3.0])
     """
-    _check_gaussian(plan, "predictive draws")
-    sigma2 = np.asarray(posterior["sigma"], dtype=np.float64).reshape(-1) ** 2
-    for sl, eta, extra in linear_predictor(posterior, plan, data, block_rows=block_rows):
-        eta += np.sqrt(sigma2[:, None] + extra) * rng.standard_normal(eta.shape)
-        yield sl, eta
+    params = response_parameters(fit, plan)
+    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
+        if plan.family == "gaussian":
+            eta += np.sqrt(params["sigma"][:, None] ** 2 + extra) * rng.standard_normal(eta.shape)
+            yield sl, eta
+            continue
+        mu = np.exp(_unseen(eta, extra, rng))
+        if "alpha" in params:
+            a = np.broadcast_to(params["alpha"][:, None], mu.shape)
+            mu = rng.gamma(a, mu / a)
+        yield sl, rng.poisson(mu).astype(np.float64)

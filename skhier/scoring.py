@@ -1,10 +1,13 @@
 """Predictive scoring: pointwise log likelihood, PSIS-LOO with Pareto k, model comparison.
 
-For Gaussian models (every engine) the pointwise log likelihood is computed here from the
-posterior, a block of rows at a time, and PSIS-LOO is accumulated block by block: memory stays
-bounded by ``draws x chunk_rows`` whatever the number of rows (Bambi's route builds the whole
-``draws x rows`` log likelihood, 763 MB at 50,000 rows and 2,000 draws, and out of reach at
-650,000 rows). Other families go through Bambi's own ``compute_log_likelihood``.
+For the Gaussian, Poisson and negative binomial families (every engine) the pointwise log
+likelihood is computed here from the posterior, a block of rows at a time, and PSIS-LOO is
+accumulated block by block (Pareto smoothing by skhier's compiled kernel, on its thread pool):
+memory stays bounded by ``draws x chunk_rows`` whatever the number of rows (Bambi's route
+builds the whole ``draws x rows`` log likelihood, 763 MB at 50,000 rows and 2,000 draws, and
+out of reach at 650,000 rows). Other families (Bambi's engine only) go through Bambi's own
+``compute_log_likelihood``, which holds every row's draws at once: their memory grows with
+``draws x rows``.
 
 The result is an :class:`arviz.ELPDData`, the object :func:`arviz.loo` returns, so
 :func:`arviz.compare` and ArviZ's plots accept it.
@@ -20,14 +23,22 @@ from sklearn.utils.validation import check_is_fitted
 
 from skhier._names import rename_joined
 from skhier.predictive import (
-    gaussian_log_density,
+    FAMILIES,
+    log_density,
     log_predictive_density,
     model_frame,
     prediction_rows,
     response_values,
 )
 
-__all__ = ["ParetoKWarning", "pointwise_log_likelihood", "pointwise_lppd", "loo", "compare"]
+__all__ = [
+    "ParetoKWarning",
+    "pointwise_log_likelihood",
+    "pointwise_lppd",
+    "loo",
+    "elpd_data",
+    "compare",
+]
 
 logger = logging.getLogger("skhier")
 
@@ -61,7 +72,7 @@ def pointwise_log_likelihood(ranker, X=None, y=None, *, chunk_rows=2048):
     Parameters
     ----------
     ranker : HierarchicalRanker
-        A fitted Gaussian ranker.
+        A fitted ranker (Gaussian, Poisson or negative binomial family).
     X : pandas.DataFrame or None, default=None
         Rows to evaluate; None uses the training rows.
     y : array-like or None, default=None
@@ -90,7 +101,7 @@ def pointwise_log_likelihood(ranker, X=None, y=None, *, chunk_rows=2048):
     post = ranker.idata_.posterior
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     out = np.empty((n_chains * n_draws, len(data)))
-    for sl, ll in gaussian_log_density(post, ranker.plan_, data, yv, block_rows=chunk_rows):
+    for sl, ll in log_density(ranker.idata_, ranker.plan_, data, yv, block_rows=chunk_rows):
         out[:, sl] = ll
     return out.reshape(n_chains, n_draws, len(data))
 
@@ -104,7 +115,7 @@ def pointwise_lppd(ranker, X=None, y=None, *, chunk_rows=2048):
     Parameters
     ----------
     ranker : HierarchicalRanker
-        A fitted Gaussian ranker.
+        A fitted ranker (Gaussian, Poisson or negative binomial family).
     X : pandas.DataFrame or None, default=None
         Rows to evaluate; None uses the training rows.
     y : array-like or None, default=None
@@ -130,7 +141,7 @@ def pointwise_lppd(ranker, X=None, y=None, *, chunk_rows=2048):
     """
     data, yv = _scoring_data(ranker, X, y, purpose="the log predictive density")
     return log_predictive_density(
-        ranker.idata_.posterior, ranker.plan_, data, yv, block_rows=chunk_rows
+        ranker.idata_, ranker.plan_, data, yv, block_rows=chunk_rows
     )
 
 
@@ -146,15 +157,50 @@ def _relative_ess(posterior) -> float:
     return float(np.mean(values) / (n_chains * n_draws))
 
 
-def _elpd(loo_i, lppd_i, pareto_k, n_samples, obs_dim, coords):
-    """Assemble an ELPDData as :func:`arviz.loo` does (pointwise, log scale)."""
+def elpd_data(loo_i, lppd_i, pareto_k, n_samples, *, obs_dim="row", coords=None, warn=True):
+    """Assemble pointwise PSIS-LOO values into an ELPDData, as :func:`arviz.loo` does.
+
+    Parameters
+    ----------
+    loo_i : ndarray of shape (n_rows,)
+        Expected log predictive density of each left-out row.
+    lppd_i : ndarray of shape (n_rows,)
+        In-sample log pointwise predictive density of each row (only their sum enters, in
+        ``p_loo = sum(lppd_i) - elpd_loo``).
+    pareto_k : ndarray of shape (n_rows,)
+        Pareto k of each row's importance weights.
+    n_samples : int
+        Posterior draws the values came from (sets ``good_k``).
+    obs_dim : str, default="row"
+        Name of the rows' dimension.
+    coords : dict or None, default=None
+        Coordinates of that dimension; None numbers the rows from 0.
+    warn : bool, default=True
+        Warn (:class:`ParetoKWarning`) when some rows have k above ``good_k``.
+
+    Returns
+    -------
+    arviz.ELPDData
+        ``elpd_loo``, ``se``, ``p_loo``, ``n_samples``, ``n_data_points``, ``warning``,
+        ``loo_i``, ``pareto_k``, ``scale`` (``"log"``) and ``good_k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = elpd_data(np.array([-1.0, -2.0]), np.array([-0.9, -1.8]), np.array([0.1, 0.2]),
+    ...                 400)
+    >>> float(res["elpd_loo"]), round(float(res["p_loo"]), 6), bool(res["warning"])
+    (-3.0, 0.3, False)
+    """
     import xarray as xr
     from arviz.stats.stats_utils import ELPDData
 
     n = len(loo_i)
+    if coords is None:
+        coords = {obs_dim: np.arange(n)}
     good_k = min(1 - 1 / np.log10(n_samples), 0.7)
-    warn = bool(np.any(pareto_k > good_k))
-    if warn:
+    high = bool(np.any(pareto_k > good_k))
+    if high and warn:
         bad = int(np.sum(pareto_k > good_k))
         warnings.warn(
             f"PSIS-LOO is unreliable for {bad} of {n} rows: Pareto k > {good_k:.2f} (max "
@@ -169,7 +215,7 @@ def _elpd(loo_i, lppd_i, pareto_k, n_samples, obs_dim, coords):
     se = float(np.sqrt(n * np.var(loo_i)))
     p_loo = float(np.sum(lppd_i) - elpd)
     return ELPDData(
-        data=[elpd, se, p_loo, n_samples, n, warn, loo_da, k_da, "log", good_k],
+        data=[elpd, se, p_loo, n_samples, n, high, loo_da, k_da, "log", good_k],
         index=[
             "elpd_loo",
             "se",
@@ -226,8 +272,9 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     >>> bool(res["warning"]) == any(w.category is ParetoKWarning for w in caught)
     True
     """
-    import arviz as az
     from scipy.special import logsumexp
+
+    from skhier.diagnostics._psis import psis_smooth
 
     check_is_fitted(ranker, "idata_")
     post = ranker.idata_.posterior
@@ -242,24 +289,20 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     for sl, ll in blocks:
         ll = np.ascontiguousarray(ll.T)  # (rows, draws)
         lppd_i[sl] = logsumexp(ll, axis=1) - log_s
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lw, k[sl] = az.psislw(-ll, reff)
+        lw, k[sl] = psis_smooth(-ll, reff)
         lw += ll
         loo_i[sl] = logsumexp(lw, axis=1)
     logger.info("skhier: PSIS-LOO over %d rows x %d draws (reff %.2f).", n, n_samples, reff)
-    return _elpd(loo_i, lppd_i, k, n_samples, "row", {"row": np.arange(n)})
+    return elpd_data(loo_i, lppd_i, k, n_samples)
 
 
 def _training_blocks(ranker, chunk_rows):
     """Return the number of training rows and a generator of their log likelihood blocks."""
-    if ranker.plan_.family == "gaussian":
+    if ranker.plan_.family in FAMILIES:
         data, yv = _scoring_data(ranker, None, None, purpose="PSIS-LOO")
-        blocks = gaussian_log_density(
-            ranker.idata_.posterior, ranker.plan_, data, yv, block_rows=chunk_rows
-        )
+        blocks = log_density(ranker.idata_, ranker.plan_, data, yv, block_rows=chunk_rows)
         return len(data), blocks
-    # Other families: Bambi's model computes it (it holds every row's draws at once).
+    # Other families (Bambi's engine): Bambi's model computes it, every row's draws at once.
     model = ranker.model_
     idata = ranker.idata_.copy()
     renames = getattr(model, "skhier_renames", {})

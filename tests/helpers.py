@@ -1,4 +1,8 @@
-"""Shared test helpers: the forum formula, cheap sampler settings, plans with exact priors."""
+"""Shared test helpers: the forum formula, cheap sampler settings, plans with exact priors,
+a small count screen."""
+
+import numpy as np
+import pandas as pd
 
 FORUM = "Ht ~ 0 + H0:(1|gene/sgRNA)"
 
@@ -36,3 +40,22 @@ def plan_with_priors(df, formula, priors, pooling="partial"):
     return replace(
         plan, parsed=fitted, priors=priors, fixed_tau=fixed, design=build_design(plan.data, fitted)
     )
+
+
+def count_frame(n_sgrnas=6, replicates=3, seed=0):
+    """Long count rows: each sgRNA (in 2 genes) at T0 and after selection, in replicates."""
+    rng = np.random.default_rng(seed)
+    genes = np.repeat(["g0", "g1"], n_sgrnas // 2)
+    rows = []
+    for j in range(n_sgrnas):
+        base = rng.normal(5.0, 0.5)
+        slope = -1.0 if genes[j] == "g0" else 0.2
+        for t in (0.0, 1.0):
+            for _ in range(replicates):
+                size = rng.normal(0.0, 0.1)
+                mu = np.exp(base + slope * t + size)
+                rows.append((genes[j], f"s{j}", t, size, rng.negative_binomial(20, 20 / (20 + mu))))
+    return pd.DataFrame(rows, columns=["gene", "sgRNA", "treatment", "log_size", "count"])
+
+
+COUNT_FORMULA = "count ~ 0 + offset(log_size) + (1|gene:sgRNA) + treatment:(1|gene/sgRNA)"

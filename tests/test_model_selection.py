@@ -25,7 +25,7 @@ from skhier.model_selection import (
     make_lpd_scorer,
 )
 from skhier.scoring import ParetoKWarning, pointwise_log_likelihood
-from tests.helpers import FORUM, small_kwargs
+from tests.helpers import COUNT_FORMULA, FORUM, count_frame, small_kwargs
 
 POOLINGS = ["complete", "partial", "none"]
 NUMERIC = (
@@ -226,6 +226,24 @@ def test_many_high_k_rows_are_refitted_in_a_bounded_number_of_folds(tiny):
     assert res["p_loo"][0] == pytest.approx(lppd - loo_i.sum())
 
 
+def test_count_candidates_are_refitted_exactly():
+    df = count_frame()
+    est = HierarchicalRanker(
+        formula=COUNT_FORMULA, family="negativebinomial", level="gene", **small_kwargs()
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the count engine's approximation check on 6 sgRNAs
+        s = LOOSearchCV(
+            est, {"pooling": ["partial"]}, refit_k_threshold=-np.inf, max_exact_refits=2
+        ).fit(df)
+        assert s.best_estimator_.engine_ == "laplace"
+        loo_i = np.asarray(s.loo_results_[0]["loo_i"])
+        assert s.cv_results_["n_refits"][0] == 2 and np.isfinite(loo_i).all()
+        for rows in _refit_folds(np.arange(len(df)), 2):
+            held_out = clone(est).fit(df.drop(index=df.index[rows]))
+            np.testing.assert_allclose(loo_i[rows], lppd_by_hand(held_out, df.iloc[rows]))
+
+
 def test_refit_folds_deal_rows_and_bound_the_refits():
     rows = np.array([9, 2, 7, 4, 5, 11, 0])
     for max_refits in (1, 3, 7, 20):
@@ -333,9 +351,9 @@ def test_errors_come_before_any_fit(tiny, monkeypatch, kwargs, error, match):
 
 
 def test_rows_of_other_families_keep_psis_loo_with_a_warning():
-    # the exact refits need the held-out density, implemented for Gaussian models only
-    s = LOOSearchCV(ranker(family="poisson"), {"pooling": ["partial"]})
-    first = [{"pareto_k": np.array([0.2, 0.9, np.nan]), "family": "poisson"}]
+    # the exact refits need the held-out density, implemented for skhier's FAMILIES only
+    s = LOOSearchCV(ranker(family="bernoulli"), {"pooling": ["partial"]})
+    first = [{"pareto_k": np.array([0.2, 0.9, np.nan]), "family": "bernoulli"}]
     with pytest.warns(ParetoKWarning, match=r"has 2 row\(s\) with Pareto k > 0.7.*keep their"):
         tasks = s._refit_tasks([({"pooling": "partial"}, None)], first)
     assert tasks == [] and len(first[0]["high"]) == 0
