@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skhier._names import scale_name
+from skhier._predictive_numba import eta_rows, log_density_rows, logsumexp_rows
 from skhier._validation import COUNT_RESPONSE_FAMILIES, check_counts, check_data
 from skhier.design import design_matrix
 
@@ -304,46 +305,98 @@ def linear_predictor(
     >>> eta[0].tolist()
     [3.0, 5.0, 3.0, 5.0]
     """
-    posterior, _ = _posterior_and_constants(posterior)
-    parsed = plan.parsed
-    columns = parsed.columns
-    W = design_matrix(data, columns)
-    offset = None if parsed.offset is None else np.asarray(data[parsed.offset], dtype=np.float64)
-    n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
-    common = {c: np.asarray(posterior[c]).reshape(-1) for c in columns if c in posterior.data_vars}
-    terms = []
-    for t in parsed.group_terms:
-        factor = plan.design.factors[t.factor]
-        keys = (
-            data[list(t.factors)].astype(str).agg(":".join, axis=1)
-            if len(t.factors) > 1
-            else data[t.factors[0]].astype(str)
-        )
-        codes = pd.Index(np.asarray(factor.labels, dtype=object)).get_indexer(keys.to_numpy())
-        values = np.asarray(posterior[t.name]).reshape(n_draws, -1)
-        if scale_name(t.name) in posterior.data_vars:
-            tau = np.asarray(posterior[scale_name(t.name)]).reshape(-1)
-        else:
-            tau = np.full(n_draws, float(plan.fixed_tau.get(t.name, 0.0)))
-        terms.append((columns.index(t.column), codes, values, tau))
+    predictor = _Predictor(posterior, plan, data)
     for start in range(0, len(data), block_rows):
         sl = slice(start, min(start + block_rows, len(data)))
-        eta = np.zeros((n_draws, sl.stop - sl.start))
-        if offset is not None:
-            eta += offset[sl]
-        extra = np.zeros_like(eta)
-        for k, c in enumerate(columns):
-            if c in common:
-                eta += common[c][:, None] * W[sl, k]
-        for k, codes, values, tau in terms:
-            cod = codes[sl]
-            seen = cod >= 0
-            contrib = np.zeros_like(eta)
-            contrib[:, seen] = values[:, cod[seen]]
-            eta += contrib * W[sl, k]
-            if (~seen).any():
-                extra[:, ~seen] += (tau[:, None] * W[sl, k][~seen]) ** 2
-        yield sl, eta, extra
+        eta, extra = predictor.block(sl)
+        yield sl, eta.T, (np.broadcast_to(0.0, eta.T.shape) if extra is None else extra.T)
+
+
+class _Predictor:
+    """The linear predictor's inputs for a set of rows, laid out for the compiled kernel.
+
+    Group coefficients are gathered into one (levels, draws) array per storage precision (the
+    engines keep the finest level's draws in float32), so that a row's draws are contiguous.
+    """
+
+    def __init__(self, posterior, plan, data):
+        posterior, _ = _posterior_and_constants(posterior)
+        parsed = plan.parsed
+        columns = parsed.columns
+        self.n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+        self.W = design_matrix(data, columns)
+        self.offset = (
+            np.zeros(len(data))
+            if parsed.offset is None
+            else np.asarray(data[parsed.offset], dtype=np.float64)
+        )
+        present = [k for k, c in enumerate(columns) if c in posterior.data_vars]
+        self.common_cols = np.asarray(present, dtype=np.int64)
+        self.common = np.empty((len(present), self.n_draws))
+        for j, k in enumerate(present):
+            self.common[j] = np.asarray(posterior[columns[k]], dtype=np.float64).reshape(-1)
+        terms = parsed.group_terms
+        values = [np.asarray(posterior[t.name]).reshape(self.n_draws, -1) for t in terms]
+        single = [v.dtype == np.float32 for v in values]
+        self.term_cols = np.asarray([columns.index(t.column) for t in terms], dtype=np.int64)
+        self.codes = np.empty((len(terms), len(data)), dtype=np.int64)
+        self.V = {}
+        for precision, dtype in ((False, np.float64), (True, np.float32)):
+            sizes = [v.shape[1] for v, p in zip(values, single, strict=True) if p == precision]
+            n_levels = sum(sizes)
+            self.V[precision] = np.empty((n_levels, self.n_draws), dtype=dtype)
+        start = dict.fromkeys((False, True), 0)
+        self.tau = []
+        for j, (t, v, p) in enumerate(zip(terms, values, single, strict=True)):
+            self.V[p][start[p] : start[p] + v.shape[1]] = v.T
+            codes = _level_codes(plan.design.factors[t.factor], data, t.factors)
+            self.codes[j] = np.where(codes >= 0, codes + start[p], -1)
+            start[p] += v.shape[1]
+            if scale_name(t.name) in posterior.data_vars:
+                tau = np.asarray(posterior[scale_name(t.name)], dtype=np.float64).reshape(-1)
+            else:
+                tau = np.full(self.n_draws, float(plan.fixed_tau.get(t.name, 0.0)))
+            self.tau.append(tau)
+        self.single = np.asarray(single, dtype=bool)
+
+    def block(self, sl):
+        """Return the rows' linear predictor and unseen-group variance (None if none), (rows, S)."""
+        eta = np.empty((sl.stop - sl.start, self.n_draws))
+        for precision in (False, True):
+            mask = self.single == precision
+            if precision and not mask.any():
+                continue
+            # the float64 pass writes the offset and common terms; the float32 pass adds to it
+            eta_rows(
+                sl.start,
+                sl.stop,
+                self.offset if not precision else np.zeros(len(self.offset)),
+                self.W,
+                self.common if not precision else self.common[:0],
+                self.common_cols if not precision else self.common_cols[:0],
+                self.term_cols[mask],
+                self.codes[mask],
+                self.V[precision],
+                out=eta,
+                accumulate=precision,
+            )
+        extra = None
+        unseen = self.codes[:, sl] < 0
+        if unseen.any():
+            extra = np.zeros_like(eta)
+            for j in np.flatnonzero(unseen.any(axis=1)):
+                rows = np.flatnonzero(unseen[j])
+                w = self.W[sl.start + rows, self.term_cols[j]]
+                extra[rows] += (w[:, None] * self.tau[j][None, :]) ** 2
+        return eta, extra
+
+
+def _level_codes(factor, data, columns):
+    """Position of each row's level among ``factor``'s labels (-1 for a level not in fit)."""
+    keys = data[columns[0]].astype(str)
+    if len(columns) > 1:
+        keys = keys.str.cat([data[c].astype(str) for c in columns[1:]], sep=":")
+    return pd.Index(np.asarray(factor.labels, dtype=object)).get_indexer(keys.to_numpy(object))
 
 
 def _unseen(eta, extra, rng):
@@ -351,23 +404,6 @@ def _unseen(eta, extra, rng):
     if extra.any():
         eta += np.sqrt(extra) * rng.standard_normal(eta.shape)
     return eta
-
-
-def _count_log_pmf(family, y, eta, alpha):
-    """``log p(y | eta)`` of a log-link count family, arrays of shape (n_draws, rows)."""
-    from scipy.special import gammaln
-
-    if family == "poisson":
-        return y * eta - np.exp(eta) - gammaln(y + 1.0)
-    a = alpha[:, None]
-    log_am = np.logaddexp(np.log(a), eta)  # log(alpha + mu)
-    return (
-        gammaln(y + a)
-        - gammaln(a)
-        - gammaln(y + 1.0)
-        + a * (np.log(a) - log_am)
-        + y * (eta - log_am)
-    )
 
 
 def log_density(
@@ -413,25 +449,19 @@ def log_density(
     """
     params = response_parameters(fit, plan)
     if plan.family == "gaussian":
-        yield from _gaussian_log_density(fit, plan, data, y, block_rows, params["sigma"])
-        return
+        par = params["sigma"] ** 2
+    else:
+        par = params.get("alpha", np.ones(1))
     rng = np.random.default_rng(_UNSEEN_SEED)
-    alpha = params.get("alpha")
-    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
-        yield sl, _count_log_pmf(plan.family, y[sl], _unseen(eta, extra, rng), alpha)
-
-
-def _gaussian_log_density(fit, plan, data, y, block_rows, sigma):
-    """Yield the Gaussian log density (an unseen group's variance integrated out)."""
-    sigma2 = sigma**2
-    for sl, eta, extra in linear_predictor(fit, plan, data, block_rows=block_rows):
-        var = sigma2[:, None] + extra
-        eta -= y[sl]
-        eta *= eta
-        eta /= var
-        eta += np.log(2 * np.pi * var)
-        eta *= -0.5
-        yield sl, eta
+    predictor = _Predictor(fit, plan, data)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    for start in range(0, len(data), block_rows):
+        sl = slice(start, min(start + block_rows, len(data)))
+        eta, extra = predictor.block(sl)
+        if extra is not None and plan.family != "gaussian":
+            eta += np.sqrt(extra) * rng.standard_normal(eta.shape)
+            extra = None
+        yield sl, log_density_rows(plan.family, y[sl], par, eta, extra).T
 
 
 def log_predictive_density(
@@ -471,13 +501,11 @@ def log_predictive_density(
     >>> lpd.shape, bool(abs(lpd.mean() - r.score(df)) < 1e-12)
     ((40,), True)
     """
-    from scipy.special import logsumexp
-
     posterior, _ = _posterior_and_constants(fit)
     log_s = np.log(posterior.sizes["chain"] * posterior.sizes["draw"])
     out = np.empty(len(data))
     for sl, ll in log_density(fit, plan, data, y, block_rows=block_rows):
-        out[sl] = logsumexp(ll, axis=0) - log_s
+        out[sl] = logsumexp_rows(ll.T) - log_s
     return out
 
 

@@ -272,8 +272,7 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     >>> bool(res["warning"]) == any(w.category is ParetoKWarning for w in caught)
     True
     """
-    from scipy.special import logsumexp
-
+    from skhier._predictive_numba import logsumexp_rows
     from skhier.diagnostics._psis import psis_smooth
 
     check_is_fitted(ranker, "idata_")
@@ -287,11 +286,11 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     k = np.empty(n)
     log_s = np.log(n_samples)
     for sl, ll in blocks:
-        ll = np.ascontiguousarray(ll.T)  # (rows, draws)
-        lppd_i[sl] = logsumexp(ll, axis=1) - log_s
+        ll = np.ascontiguousarray(ll.T)  # (rows, draws): no copy, the blocks are laid out so
+        lppd_i[sl] = logsumexp_rows(ll) - log_s
         lw, k[sl] = psis_smooth(-ll, reff)
         lw += ll
-        loo_i[sl] = logsumexp(lw, axis=1)
+        loo_i[sl] = logsumexp_rows(lw)
     logger.info("skhier: PSIS-LOO over %d rows x %d draws (reff %.2f).", n, n_samples, reff)
     return elpd_data(loo_i, lppd_i, k, n_samples)
 

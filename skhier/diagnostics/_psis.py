@@ -24,6 +24,18 @@ _EPS = np.finfo(np.float64).eps
 _LOG_TINY = math.log(np.finfo(np.float64).tiny)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _logsumexp(a):
+    """``log(sum(exp(a)))`` of a 1-D array of finite values, stably."""
+    top = -np.inf
+    for j in range(a.shape[0]):
+        top = max(top, a[j])
+    acc = 0.0
+    for j in range(a.shape[0]):
+        acc += math.exp(a[j] - top)
+    return top + math.log(acc)
+
+
 @numba.njit(cache=True, nogil=True)
 def _gpdfit(ary):
     """Generalized Pareto fit (Zhang and Stephens) to sorted exceedances: (k, sigma)."""
@@ -40,12 +52,11 @@ def _gpdfit(ary):
             acc += math.log1p(-b[j] * ary[i])
         k = acc / n
         len_scale[j] = n * (math.log(-(b[j] / k)) - k - 1.0)
+    # w_j = 1 / sum_i exp(L_i - L_j) = exp(L_j - logsumexp(L)): m_est exps, not m_est**2
+    log_total = _logsumexp(len_scale)
     w = np.empty(m_est)
     for j in range(m_est):
-        acc = 0.0
-        for i in range(m_est):
-            acc += math.exp(len_scale[i] - len_scale[j])
-        w[j] = 1.0 / acc
+        w[j] = math.exp(len_scale[j] - log_total)
     total = 0.0
     for j in range(m_est):
         if w[j] >= 10 * _EPS:
@@ -150,14 +161,7 @@ def _psis_range(lo, hi, tid, log_weights, n_tail, out, k_out):
                 for j in range(tail_len):
                     v = math.log(_gpinv((j + 0.5) / tail_len, k, sigma) + ecut)
                     x[order[j]] = min(v, 0.0)
-        # normalize: x - logsumexp(x)
-        m2 = -np.inf
-        for j in range(n):
-            m2 = max(m2, x[j])
-        acc = 0.0
-        for j in range(n):
-            acc += math.exp(x[j] - m2)
-        shift = m2 + math.log(acc)
+        shift = _logsumexp(x)  # normalize: x - logsumexp(x)
         for j in range(n):
             out[r, j] = x[j] - shift
         k_out[r] = k
