@@ -147,14 +147,16 @@ def pointwise_lppd(ranker, X=None, y=None, *, chunk_rows=2048):
 
 def _relative_ess(posterior) -> float:
     """Mean relative efficiency over every posterior variable, as :func:`arviz.loo` uses."""
-    import arviz as az
+    from skhier.diagnostics.stats import ess_mean
 
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     if n_chains == 1:
         return 1.0
-    ess = az.ess(posterior, method="mean")
-    values = np.hstack([np.asarray(ess[v]).ravel() for v in ess.data_vars])
-    return float(np.mean(values) / (n_chains * n_draws))
+    ess = []
+    for name in posterior.data_vars:
+        x = np.asarray(posterior[name], dtype=np.float64).reshape(n_chains * n_draws, -1)
+        ess.append(ess_mean(np.ascontiguousarray(x.T), n_chains, n_draws))
+    return float(np.mean(np.concatenate(ess)) / (n_chains * n_draws))
 
 
 def elpd_data(loo_i, lppd_i, pareto_k, n_samples, *, obs_dim="row", coords=None, warn=True):

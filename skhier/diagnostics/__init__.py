@@ -54,7 +54,7 @@ from skhier.diagnostics.exceptions import (
     ConvergenceWarning,
     SamplerConvergenceWarning,
 )
-from skhier.diagnostics.stats import convergence_stats, mcse_mean
+from skhier.diagnostics.stats import convergence_stats, ess_mean, mcse_mean
 from skhier.diagnostics.verdict import (
     DEFAULT_MAX_TREEDEPTH,
     MIN_EBFMI,
@@ -77,5 +77,6 @@ __all__ = [
     "check_diagnostics",
     "convergence_stats",
     "diagnose",
+    "ess_mean",
     "mcse_mean",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 
 from skhier._parallel import parallel_for, thread_limit
 
-__all__ = ["STAT_COLUMNS", "bfmi", "convergence_stats", "mcse_mean"]
+__all__ = ["STAT_COLUMNS", "bfmi", "convergence_stats", "ess_mean", "mcse_mean"]
 
 #: Columns of the per-parameter table.
 STAT_COLUMNS = ("mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat")
@@ -592,6 +592,57 @@ def mcse_mean(values, n_chains: int, n_draws: int, *, max_bytes: int = 64 * 2**2
     >>> np.round(mcse_mean(x, 4, 1000), 3)
     array([0.016, 0.015])
     """
+    ess, sd = _mean_ess(values, n_chains, n_draws, max_bytes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sd / np.sqrt(ess)
+
+
+def ess_mean(values, n_chains: int, n_draws: int, *, max_bytes: int = 64 * 2**20) -> np.ndarray:
+    """Effective sample size of the mean of each row, as ArviZ's ``ess(method="mean")``.
+
+    PSIS-LOO's relative efficiency is their mean over the parameters, divided by the number
+    of draws (:func:`skhier.scoring.loo`).
+
+    Parameters
+    ----------
+    values : array-like of shape (G, n_chains * n_draws)
+        One series per row, chains concatenated (chain-major).
+    n_chains : int
+        Number of chains.
+    n_draws : int
+        Draws per chain.
+    max_bytes : int, default=64 MiB
+        Working memory per block of rows; blocks run on as many threads as the current
+        ``n_jobs`` allows.
+
+    Returns
+    -------
+    ess : ndarray of shape (G,)
+        Split-chain ESS of the raw values (Geyer's initial monotone sequence); NaN with fewer
+        than 4 draws per chain.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` does not have ``n_chains * n_draws`` columns.
+
+    See Also
+    --------
+    mcse_mean : The Monte Carlo standard error of the same means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhier.diagnostics import ess_mean
+    >>> x = np.random.default_rng(1).normal(size=(2, 4 * 1000))  # iid: about 4,000
+    >>> bool(np.all(np.abs(ess_mean(x, 4, 1000) - 4000) < 400))
+    True
+    """
+    return _mean_ess(values, n_chains, n_draws, max_bytes)[0]
+
+
+def _mean_ess(values, n_chains, n_draws, max_bytes):
+    """Split-chain ESS and sd of each row of (G, chains * draws), blocks on the thread pool."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != n_chains * n_draws:
         raise ValueError(
@@ -599,19 +650,19 @@ def mcse_mean(values, n_chains: int, n_draws: int, *, max_bytes: int = 64 * 2**2
             f"shape {values.shape}."
         )
     G = values.shape[0]
-    out = np.full(G, np.nan)
+    ess = np.full(G, np.nan)
+    sd = np.full(G, np.nan)
     if n_draws < 4 or G == 0:
-        return out
+        return ess, sd
     step = max(1, int(max_bytes // (values.shape[1] * 8 * 6)))
 
     def run(lo: int, hi: int, tid: int) -> None:
         for b in range(lo, hi):
             rows = values[b * step : (b + 1) * step]
             xs = _split(rows.reshape(rows.shape[0], n_chains, n_draws))
-            sd = rows.std(axis=1, ddof=1)
+            sd[b * step : (b + 1) * step] = rows.std(axis=1, ddof=1)
             spread = rows.max(axis=1) - rows.min(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[b * step : (b + 1) * step] = sd / np.sqrt(_ess_split(xs, spread))
+            ess[b * step : (b + 1) * step] = _ess_split(xs, spread)
 
     parallel_for(run, -(-G // step), batch=1)
-    return out
+    return ess, sd

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import skhier.diagnostics.stats as dg
-from skhier.diagnostics import convergence_stats, mcse_mean
+from skhier.diagnostics import convergence_stats, ess_mean, mcse_mean
 from tests.diagnostics.posteriors import ar1
 
 
@@ -156,6 +156,18 @@ def test_mcse_mean_matches_arviz(name, arviz_without_numba):
         ref = az.mcse(az.from_dict(posterior={"x": x}))["x"].values
     np.testing.assert_allclose(mcse_mean(rows, c, d), ref, rtol=1e-9)
     np.testing.assert_allclose(mcse_mean(rows, c, d, max_bytes=1), ref, rtol=1e-9)  # row blocks
+
+
+@pytest.mark.parametrize("name", MCSE_CASES)
+def test_ess_mean_matches_arviz(name, arviz_without_numba):
+    x = CASES[name]
+    c, d, p = x.shape
+    rows = np.moveaxis(x, 2, 0).reshape(p, c * d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = az.ess(az.from_dict(posterior={"x": x}), method="mean")["x"].values
+    np.testing.assert_allclose(ess_mean(rows, c, d), ref, rtol=1e-9)
+    np.testing.assert_allclose(ess_mean(rows, c, d, max_bytes=1), ref, rtol=1e-9)
 
 
 def test_mcse_mean_rejects_wrong_shape():
