@@ -40,10 +40,11 @@ from skhier.io import (
 )
 from skhier.plan import POOLING, make_plan
 from skhier.predictive import (
-    linear_predictor,
+    check_family,
     log_predictive_density,
     prediction_rows,
     predictive_draws,
+    predictive_moments,
     response_values,
 )
 
@@ -761,51 +762,59 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _prediction_rows(self, X):
         check_is_fitted(self, "idata_")
-        if self.plan_.family != "gaussian":
-            raise NotImplementedError(
-                f"predict/score are implemented for family='gaussian'; this model has "
-                f"family={self.plan_.family!r}."
-            )
+        check_family(self.plan_, "predict/score")
         return prediction_rows(self.plan_, self._frame(X, None, reset=False))
 
     def predict(self, X, return_std=False):
-        """Posterior mean of the response (and its predictive standard deviation).
+        """Posterior predictive mean of the response (and its standard deviation).
 
-        Groups not seen in fit get coefficients drawn from the hierarchy: they add no mean and
-        their scale's variance.
+        Groups not seen in fit get coefficients drawn from the hierarchy: they add no mean to
+        the linear predictor and their scale's variance. For the count families (log link)
+        the mean is that of the counts, ``E[exp(eta)]``.
 
         Parameters
         ----------
         X : pandas.DataFrame or array-like of shape (n_samples, n_features)
-            New data with the formula's predictor and grouping columns.
+            New data with the formula's predictor and grouping columns (and its offset
+            column, if any).
         return_std : bool, default=False
             Also return the posterior predictive standard deviation.
 
         Returns
         -------
         y_mean : ndarray of shape (n_samples,)
-            Posterior mean of the response.
+            Posterior predictive mean of the response.
         y_std : ndarray of shape (n_samples,)
             Posterior predictive standard deviation (with ``return_std=True``).
+
+        Raises
+        ------
+        NotImplementedError
+            For a family other than Gaussian, Poisson and negative binomial.
+
+        Examples
+        --------
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=100, tune=100,
+        ...                        chains=2, n_jobs=1, random_state=0, on_fail="ignore").fit(df)
+        >>> mean, std = r.predict(df, return_std=True)
+        >>> mean.shape, bool((std > 0).all())
+        ((40,), True)
         """
         data = self._prediction_rows(X)
-        post = self.idata_.posterior
-        sigma2 = np.asarray(post["sigma"]).reshape(-1) ** 2 if "sigma" in post else None
-        mean = np.empty(len(data))
-        std = np.empty(len(data))
-        for sl, eta, extra in linear_predictor(post, self.plan_, data):
-            mean[sl] = eta.mean(axis=0)
-            if return_std:
-                var = eta.var(axis=0) + (extra + sigma2[:, None]).mean(axis=0)
-                std[sl] = np.sqrt(var)
-        return (mean, std) if return_std else mean
+        mean, var = predictive_moments(self.idata_, self.plan_, data)
+        return (mean, np.sqrt(var)) if return_std else mean
 
     def predict_quantiles(self, X, quantiles=(0.05, 0.95), *, random_state=None):
         """Quantiles of the posterior predictive distribution of the response.
 
-        One predictive draw per posterior draw: the linear predictor plus Gaussian noise of the
-        draw's residual sd (and, for groups not seen in fit, a coefficient drawn from the
-        hierarchy). Rows are processed in blocks, so memory stays bounded.
+        One predictive draw per posterior draw (see
+        :func:`skhier.predictive.predictive_draws`): for the Gaussian, the linear predictor
+        plus noise of the draw's residual sd; for the count families, a Poisson or negative
+        binomial count; groups not seen in fit get a coefficient drawn from the hierarchy.
+        Rows are processed in blocks, so memory stays bounded.
 
         Parameters
         ----------
@@ -840,9 +849,92 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         data = self._prediction_rows(X)
         rng = np.random.default_rng(random_state)
         out = np.empty((len(data), len(probs)))
-        for sl, draws in predictive_draws(self.idata_.posterior, self.plan_, data, rng):
+        for sl, draws in predictive_draws(self.idata_, self.plan_, data, rng):
             out[sl] = np.quantile(draws, probs, axis=0).T
         return out[:, 0] if scalar else out
+
+    def sample_posterior_predictive(self, X=None, *, random_state=None):
+        """Draw replicated responses from the posterior predictive distribution.
+
+        One predictive draw per posterior draw, from the model's family (see
+        :func:`skhier.predictive.predictive_draws`: for the Gaussian, the linear predictor plus
+        noise of the draw's residual sd; for the count families, a Poisson or negative binomial
+        count); groups not seen in fit get a coefficient drawn from the hierarchy. With
+        ``X=None`` the draws replicate the training rows, which is what a posterior predictive
+        check compares with the observed response (:func:`skhier.plotting.plot_ppc`).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame, array-like of shape (n_samples, n_features) or None, default=None
+            Rows with the formula's predictor and grouping columns (the response is not
+            needed); None uses the training rows (``plan_.data``: after ``missing="drop"``, the
+            rows that were fitted).
+        random_state : int, numpy.random.Generator or None, default=None
+            Seed of the predictive noise; an int gives the same draws on every call.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``("chain", "draw", "row")``, named after the response; ``row`` is labelled
+            with the index of ``X`` (of the training rows for ``X=None``), ``chain`` and
+            ``draw`` as in ``idata_.posterior``. It holds ``chains * draws * n_samples``
+            floats: pass a subset of the rows for a large screen.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the ranker is not fitted.
+        ValueError
+            If ``X`` lacks a column of the formula or holds NaN or infinite values there.
+        NotImplementedError
+            If predictive draws are not implemented for the model's family.
+
+        See Also
+        --------
+        predict_quantiles : Quantiles of the same distribution, in bounded memory.
+        skhier.plotting.plot_ppc : Posterior predictive check of a fitted ranker.
+
+        Examples
+        --------
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=2, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", draws=100, tune=100,
+        ...                        chains=2, n_jobs=1, random_state=0, on_fail="ignore").fit(df)
+        >>> yrep = r.sample_posterior_predictive(random_state=0)
+        >>> yrep.name, yrep.dims, yrep.shape
+        ('Ht', ('chain', 'draw', 'row'), (2, 100, 40))
+        >>> new = df.iloc[:3].assign(gene="NEW", sgRNA="NEW_sg1")  # a gene not seen in fit
+        >>> r.sample_posterior_predictive(new, random_state=0).sizes["row"]
+        3
+        """
+        import xarray as xr
+
+        if X is None:
+            check_is_fitted(self, "idata_")
+            data = self.plan_.data
+        else:
+            data = self._prediction_rows(X)
+        post = self.idata_.posterior
+        n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+        rng = np.random.default_rng(random_state)
+        out = None
+        for sl, draws in predictive_draws(self.idata_, self.plan_, data, rng):
+            if out is None:  # in the dtype of the family's draws
+                out = np.empty((n_chains * n_draws, len(data)), dtype=draws.dtype)
+            out[:, sl] = draws
+        if out is None:  # no rows
+            out = np.empty((n_chains * n_draws, 0))
+        return xr.DataArray(
+            out.reshape(n_chains, n_draws, len(data)),
+            dims=("chain", "draw", "row"),
+            coords={
+                "chain": post["chain"].to_numpy(),
+                "draw": post["draw"].to_numpy(),
+                "row": data.index.to_numpy(),
+            },
+            name=self.plan_.parsed.response,
+        )
 
     def score(self, X, y=None, sample_weight=None):
         """Mean log pointwise predictive density of the rows (higher is better).
@@ -866,7 +958,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         """
         data = self._prediction_rows(X)
         yv = response_values(self.plan_, data, y, purpose="score")
-        lppd = log_predictive_density(self.idata_.posterior, self.plan_, data, yv)
+        lppd = log_predictive_density(self.idata_, self.plan_, data, yv)
         return float(np.average(lppd, weights=sample_weight))
 
     def __getstate__(self):

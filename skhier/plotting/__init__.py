@@ -16,7 +16,9 @@ One module per plot, each re-exported here:
 - :mod:`skhier.plotting.probabilities`: :func:`plot_rank_probabilities`, each group's rank
   distribution;
 - :mod:`skhier.plotting.diagnostics`: :func:`plot_diagnostics`, trace, rank and
-  parallel-coordinates plots of the draws (ArviZ draws the first two).
+  parallel-coordinates plots of the draws (ArviZ draws the first two);
+- :mod:`skhier.plotting.ppc`: :func:`plot_ppc`, the posterior predictive check of a fitted
+  ranker (replicated against observed densities and group means).
 
 Examples
 --------
@@ -43,6 +45,8 @@ from skhier.plotting.diagnostics import DIAGNOSTIC_KINDS as DIAGNOSTIC_KINDS
 from skhier.plotting.diagnostics import MAX_PANELS as MAX_PANELS
 from skhier.plotting.diagnostics import plot_diagnostics
 from skhier.plotting.dominance import plot_dominance
+from skhier.plotting.ppc import PPC_KINDS as PPC_KINDS
+from skhier.plotting.ppc import plot_ppc
 from skhier.plotting.probabilities import plot_rank_probabilities
 from skhier.plotting.ranks import INTERVALS as INTERVALS
 from skhier.plotting.ranks import TRUTH_COLOR as TRUTH_COLOR
@@ -51,6 +55,7 @@ from skhier.plotting.ranks import plot_ranks
 __all__ = [
     "plot_diagnostics",
     "plot_dominance",
+    "plot_ppc",
     "plot_rank_probabilities",
     "plot_ranks",
 ]

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from skhier.plotting import plot_diagnostics, plot_dominance, plot_rank_probabilities, plot_ranks
+from skhier.plotting import (
+    plot_diagnostics,
+    plot_dominance,
+    plot_ppc,
+    plot_rank_probabilities,
+    plot_ranks,
+)
 from skhier.ranking import rank_probabilities
 from tests.plotting.fits import ORDER, FakeRanker, tick_texts
 
@@ -26,7 +32,7 @@ def test_plots_reject_unfitted_ranker():
     from skhier import HierarchicalRanker
 
     ranker = HierarchicalRanker()
-    for plot in (plot_ranks, plot_dominance, plot_rank_probabilities, plot_diagnostics):
+    for plot in (plot_ranks, plot_dominance, plot_rank_probabilities, plot_diagnostics, plot_ppc):
         with pytest.raises(NotFittedError, match="not fitted"):
             plot(ranker)
 
@@ -37,12 +43,14 @@ def test_public_names():
     assert plotting.__all__ == [
         "plot_diagnostics",
         "plot_dominance",
+        "plot_ppc",
         "plot_rank_probabilities",
         "plot_ranks",
     ]
     homes = {
         "plot_diagnostics": "skhier.plotting.diagnostics",
         "plot_dominance": "skhier.plotting.dominance",
+        "plot_ppc": "skhier.plotting.ppc",
         "plot_rank_probabilities": "skhier.plotting.probabilities",
         "plot_ranks": "skhier.plotting.ranks",
     }
@@ -54,6 +62,7 @@ def test_public_names():
         "MAX_PANELS": 30,
         "MAX_PARALLEL_LINES": 1000,
         "MAX_TICK_LABELS": 50,
+        "PPC_KINDS": ("density", "group_means", "both"),
         "TRUTH_COLOR": "C1",
     }
     assert {name: getattr(plotting, name) for name in settings} == settings
@@ -62,7 +71,7 @@ def test_public_names():
 def test_import_is_lazy():
     code = (
         "import sys, skhier, skhier.plotting; "
-        "import skhier.plotting.diagnostics, skhier.plotting.ranks; "
+        "import skhier.plotting.diagnostics, skhier.plotting.ranks, skhier.plotting.ppc; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
         "assert 'arviz' not in sys.modules, 'arviz imported'; print('ok')"
     )
@@ -85,3 +94,6 @@ def test_plots_of_a_real_fit(forum_fit, forum_sim):
     assert len(fig.axes) == 2 * 4  # H0, sigma and the two group scales
     fig = plot_diagnostics(forum_fit, kind="parallel")
     assert len(fig.axes) == 1
+    fig = plot_ppc(forum_fit, random_state=0)
+    assert len(fig.axes) == 2 and len(fig.axes[0].get_lines()) == 50 + 2
+    assert len(fig.axes[1].get_xticklabels()) == 5  # the ranked level: genes
