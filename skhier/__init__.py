@@ -40,6 +40,7 @@ _LAZY = {
     "WithinGroupKFold": "skhier.model_selection",
     "make_lpd_scorer": "skhier.model_selection",
     "lpd_scorer": "skhier.model_selection",
+    "fit_many": "skhier.parallel",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

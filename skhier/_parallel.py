@@ -3,8 +3,10 @@
 ``n_jobs`` means the same everywhere in skhier: the chains run in parallel on at most that many
 cores, and the coefficient draws, the diagnostics and the ranking kernels use that many threads.
 ``None`` and ``-1`` mean every core the process may run on, ``-2`` all but one, and a positive
-number that many. :func:`thread_limit` sets the count for a block of work (the estimator wraps
-``fit`` in it); :func:`n_threads` is what every parallel step asks.
+number that many. In a task on a Dask worker, "every core" is the task's share instead (see
+:func:`available_cores`): the worker runs as many tasks at once as it has threads.
+:func:`thread_limit` sets the count for a block of work (the estimator wraps ``fit`` in it);
+:func:`n_threads` is what every parallel step asks.
 
 The pool hands out ranges of items from a shared counter (dynamic scheduling), so a step
 rebalances when another process takes a core; numba kernels compiled with ``nogil=True`` run
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +35,34 @@ _POOL_LOCK = threading.Lock()
 _IN_POOL = threading.local()
 
 
+def _dask_task_threads() -> int | None:
+    """Threads a task on a Dask worker may use, or None outside a Dask task.
+
+    A Dask worker runs as many tasks at once as it has threads, and its nanny tells native
+    thread pools how many threads each task gets through ``OMP_NUM_THREADS`` (1 by default,
+    Dask's ``distributed.nanny.pre-spawn-environ`` setting). Without that variable (a worker
+    without a nanny), each task gets one thread.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:  # never imported: not a Dask worker
+        return None
+    try:
+        distributed.get_worker()
+    except ValueError:  # not in a task running on a worker
+        return None
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
 def available_cores() -> int:
     """Return the number of cores this process may run on.
+
+    In a task running on a Dask worker, the task's share: ``OMP_NUM_THREADS`` as the worker's
+    nanny sets it (Dask's default is 1, since the worker runs one task per thread), at most the
+    cores of the process. Several fits on one worker then do not compete for its cores; give
+    an estimator a positive ``n_jobs`` to use more threads in a task.
 
     Returns
     -------
@@ -46,9 +75,11 @@ def available_cores() -> int:
     True
     """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    share = _dask_task_threads()
+    return cores if share is None else min(cores, share)
 
 
 def resolve_n_jobs(n_jobs) -> int:

@@ -144,7 +144,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     n_jobs : int or None, default=None
         Cores for every step of the fit: chains run in parallel on at most this many, and the
         coefficient draws, diagnostics and ranking kernels use this many threads. None or -1
-        uses every core, ``-k`` all but ``k - 1``.
+        uses every core (in a task on a Dask worker, the task's share: ``OMP_NUM_THREADS``,
+        which Dask sets to 1), ``-k`` all but ``k - 1``.
 
     Attributes
     ----------
