@@ -274,8 +274,7 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     >>> bool(res["warning"]) == any(w.category is ParetoKWarning for w in caught)
     True
     """
-    from skhier._predictive_numba import logsumexp_rows
-    from skhier.diagnostics._psis import psis_smooth
+    from skhier.diagnostics._psis import psis_loo
 
     check_is_fitted(ranker, "idata_")
     post = ranker.idata_.posterior
@@ -286,13 +285,9 @@ def loo(ranker, *, chunk_rows=2048, reff=None):
     loo_i = np.empty(n)
     lppd_i = np.empty(n)
     k = np.empty(n)
-    log_s = np.log(n_samples)
     for sl, ll in blocks:
-        ll = np.ascontiguousarray(ll.T)  # (rows, draws): no copy, the blocks are laid out so
-        lppd_i[sl] = logsumexp_rows(ll) - log_s
-        lw, k[sl] = psis_smooth(-ll, reff)
-        lw += ll
-        loo_i[sl] = logsumexp_rows(lw)
+        # (rows, draws): no copy, the blocks are laid out so
+        loo_i[sl], lppd_i[sl], k[sl] = psis_loo(np.ascontiguousarray(ll.T), reff)
     logger.info("skhier: PSIS-LOO over %d rows x %d draws (reff %.2f).", n, n_samples, reff)
     return elpd_data(loo_i, lppd_i, k, n_samples)
 

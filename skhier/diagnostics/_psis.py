@@ -18,7 +18,7 @@ import numpy as np
 
 from skhier._parallel import parallel_for
 
-__all__ = ["psis_smooth"]
+__all__ = ["psis_loo", "psis_smooth"]
 
 _EPS = np.finfo(np.float64).eps
 _LOG_TINY = math.log(np.finfo(np.float64).tiny)
@@ -107,14 +107,57 @@ def _select(a, k):
     return a[k]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _smooth_row(row, sign, n_tail, x, work, order, tail):
+    """Put ``sign * row - max`` into ``x`` and Pareto smooth its tail in place.
+
+    Only the tail is sorted: a selection finds the cut-off (the ``n - n_tail``-th smallest
+    value), then the ``n_tail`` or fewer values above it are ordered by insertion into
+    ``order``. Returns ``(k, tail_len, max)``; ``k`` is NaN for a row holding a NaN or
+    only -inf (``x`` is then not filled).
+    """
+    n = row.shape[0]
+    mx = -np.inf
+    has_nan = False
+    for j in range(n):
+        v = sign * row[j]
+        if v != v:
+            has_nan = True
+        elif v > mx:
+            mx = v
+    if has_nan or mx == -np.inf:
+        return np.nan, 0, mx
+    for j in range(n):
+        x[j] = sign * row[j] - mx
+        work[j] = x[j]
+    xcut = max(_select(work, n - n_tail - 1), _LOG_TINY)
+    ecut = math.exp(xcut)
+    tail_len = 0
+    for j in range(n):  # the tail's indices, in increasing order of value
+        if x[j] > xcut:
+            pos = tail_len
+            while pos > 0 and x[order[pos - 1]] > x[j]:
+                order[pos] = order[pos - 1]
+                pos -= 1
+            order[pos] = j
+            tail_len += 1
+    k = np.inf
+    if tail_len > 4:
+        for j in range(tail_len):
+            tail[j] = math.exp(x[order[j]]) - ecut
+        k, sigma = _gpdfit(tail[:tail_len])
+        if np.isfinite(k):
+            for j in range(tail_len):
+                v = math.log(_gpinv((j + 0.5) / tail_len, k, sigma) + ecut)
+                x[order[j]] = min(v, 0.0)
+    return k, tail_len, mx
+
+
 @numba.njit(cache=True, nogil=True)
 def _psis_range(lo, hi, tid, log_weights, n_tail, out, k_out):
     """Smooth rows ``lo`` to ``hi - 1`` of ``log_weights`` into ``out``; their k into ``k_out``.
 
-    ``tid`` (the thread, from :func:`skhier._parallel.parallel_for`) is not used.
-
-    Only the tail is sorted: a selection finds the cut-off (the ``n - n_tail``-th smallest
-    value), then the ``n_tail`` or fewer values above it are ordered by insertion. A row with
+    ``tid`` (the thread, from :func:`skhier._parallel.parallel_for`) is not used. A row with
     a NaN gets NaN weights and k (no estimate). Plain loops, no NumPy sorting: the kernel
     compiles in a fraction of the time.
     """
@@ -124,47 +167,96 @@ def _psis_range(lo, hi, tid, log_weights, n_tail, out, k_out):
     order = np.empty(n_tail + 1, dtype=np.int64)
     tail = np.empty(n_tail + 1)
     for r in range(lo, hi):
-        row = log_weights[r]
-        mx = -np.inf
-        has_nan = False
-        for j in range(n):
-            v = row[j]
-            if v != v:
-                has_nan = True
-            elif v > mx:
-                mx = v
-        if has_nan or mx == -np.inf:
+        k, _, _ = _smooth_row(log_weights[r], 1.0, n_tail, x, work, order, tail)
+        k_out[r] = k
+        if k != k:
             for j in range(n):
                 out[r, j] = np.nan
-            k_out[r] = np.nan
             continue
-        for j in range(n):
-            x[j] = row[j] - mx
-            work[j] = x[j]
-        xcut = max(_select(work, n - n_tail - 1), _LOG_TINY)
-        ecut = math.exp(xcut)
-        tail_len = 0
-        for j in range(n):  # the tail's indices, in increasing order of value
-            if x[j] > xcut:
-                pos = tail_len
-                while pos > 0 and x[order[pos - 1]] > x[j]:
-                    order[pos] = order[pos - 1]
-                    pos -= 1
-                order[pos] = j
-                tail_len += 1
-        k = np.inf
-        if tail_len > 4:
-            for j in range(tail_len):
-                tail[j] = math.exp(x[order[j]]) - ecut
-            k, sigma = _gpdfit(tail[:tail_len])
-            if np.isfinite(k):
-                for j in range(tail_len):
-                    v = math.log(_gpinv((j + 0.5) / tail_len, k, sigma) + ecut)
-                    x[order[j]] = min(v, 0.0)
         shift = _logsumexp(x)  # normalize: x - logsumexp(x)
         for j in range(n):
             out[r, j] = x[j] - shift
+
+
+@numba.njit(cache=True, nogil=True)
+def _psis_loo_range(lo, hi, tid, log_lik, n_tail, lppd, loo, k_out):
+    """PSIS-LOO of rows ``lo`` to ``hi - 1`` of ``log_lik``: lppd, elpd and k of each row.
+
+    The log weights are ``-log_lik``. Outside the smoothed tail a draw's normalized weight
+    times its likelihood is the same for every draw, ``exp(-max - shift)``, so only the tail
+    needs its own terms in ``log sum_s w_s p_s``.
+    """
+    n = log_lik.shape[1]
+    x = np.empty(n)
+    work = np.empty(n)
+    order = np.empty(n_tail + 1, dtype=np.int64)
+    tail = np.empty(n_tail + 1)
+    log_n = math.log(n)
+    for r in range(lo, hi):
+        row = log_lik[r]
+        k, tail_len, mx = _smooth_row(row, -1.0, n_tail, x, work, order, tail)
         k_out[r] = k
+        if k != k:
+            lppd[r] = np.nan
+            loo[r] = np.nan
+            continue
+        lppd[r] = _logsumexp(row) - log_n
+        shift = _logsumexp(x)
+        base = -mx - shift  # x_j + log_lik_j - shift of every draw outside the tail
+        top = base
+        for j in range(tail_len):
+            i = order[j]
+            top = max(top, x[i] - shift + row[i])
+        acc = (n - tail_len) * math.exp(base - top)
+        for j in range(tail_len):
+            i = order[j]
+            acc += math.exp(x[i] - shift + row[i] - top)
+        loo[r] = top + math.log(acc)
+
+
+def _tail_length(n, r_eff):
+    """Draws in the fitted tail: ``ceil(min(n / 5, 3 sqrt(n / r_eff)))``, below ``n``."""
+    return min(int(math.ceil(min(0.2 * n, 3.0 * math.sqrt(n / r_eff)))), n - 1)
+
+
+def psis_loo(log_lik, r_eff: float = 1.0):
+    """PSIS-LOO of every row of a log likelihood: its elpd, its lppd and its Pareto k.
+
+    The importance log weights of leaving a row out are minus its log likelihood; they are
+    smoothed as :func:`psis_smooth` does, without storing them.
+
+    Parameters
+    ----------
+    log_lik : array-like of shape (n_rows, n_draws)
+        ``log p(y_i | theta_s)``, one row per observation.
+    r_eff : float, default=1.0
+        Relative efficiency of the draws.
+
+    Returns
+    -------
+    loo : ndarray of shape (n_rows,)
+        ``log sum_s w_s p(y_i | theta_s)`` with the smoothed, normalized weights.
+    lppd : ndarray of shape (n_rows,)
+        ``log mean_s p(y_i | theta_s)``.
+    k : ndarray of shape (n_rows,)
+        Pareto k of each row (NaN, with NaN values, for a row holding a NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ll = np.random.default_rng(0).normal(-1.0, 0.1, size=(2, 1000))
+    >>> loo, lppd, k = psis_loo(ll)
+    >>> bool(np.all(loo <= lppd)), bool(np.all(k < 0.5))
+    (True, True)
+    """
+    ll = np.ascontiguousarray(log_lik, dtype=np.float64)
+    if ll.ndim != 2 or ll.shape[1] < 2:
+        raise ValueError(f"log_lik must be 2-D (rows, draws >= 2), got shape {ll.shape}.")
+    loo = np.empty(ll.shape[0])
+    lppd = np.empty(ll.shape[0])
+    k = np.empty(ll.shape[0])
+    parallel_for(_psis_loo_range, ll.shape[0], ll, _tail_length(ll.shape[1], r_eff), lppd, loo, k)
+    return loo, lppd, k
 
 
 def psis_smooth(log_weights, r_eff: float = 1.0):
@@ -201,8 +293,7 @@ def psis_smooth(log_weights, r_eff: float = 1.0):
     n = lw.shape[1]
     if n < 2:
         raise ValueError(f"psis_smooth needs at least 2 draws per row, got {n}.")
-    n_tail = int(math.ceil(min(0.2 * n, 3.0 * math.sqrt(n / r_eff))))
-    n_tail = min(n_tail, n - 1)
+    n_tail = _tail_length(n, r_eff)
     out = np.empty(lw.shape)
     k = np.empty(lw.shape[0])
     parallel_for(_psis_range, lw.shape[0], lw, n_tail, out, k)

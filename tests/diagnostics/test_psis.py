@@ -5,8 +5,9 @@ import warnings
 import arviz as az
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
-from skhier.diagnostics._psis import psis_smooth
+from skhier.diagnostics._psis import psis_loo, psis_smooth
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,26 @@ def test_threads_do_not_change_the_result(log_weights):
         two = psis_smooth(log_weights)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("r_eff", [1.0, 0.7])
+def test_psis_loo_matches_arviz_loo(log_weights, r_eff):
+    ll = -log_weights  # every kind of row: light and heavy tails, ties
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lw, ref_k = az.psislw(log_weights.copy(), r_eff)
+    ref_loo = logsumexp(np.asarray(lw) + ll, axis=1)
+    loo, lppd, k = psis_loo(ll, r_eff)
+    np.testing.assert_allclose(k, ref_k, atol=1e-10)
+    np.testing.assert_allclose(loo, ref_loo, rtol=1e-10, atol=1e-10)
+    ref_lppd = logsumexp(ll, axis=1) - np.log(ll.shape[1])
+    np.testing.assert_allclose(lppd, ref_lppd, rtol=1e-12, atol=1e-12)
+
+
+def test_psis_loo_nan_rows_and_shape_errors():
+    ll = np.random.default_rng(0).normal(size=(3, 200))
+    ll[1, 5] = np.nan
+    loo, lppd, k = psis_loo(ll)
+    assert np.isnan([loo[1], lppd[1], k[1]]).all() and np.isfinite(loo[[0, 2]]).all()
+    with pytest.raises(ValueError, match=r"2-D \(rows, draws >= 2\), got shape \(5,\)"):
+        psis_loo(np.zeros(5))
