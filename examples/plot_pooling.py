@@ -30,7 +30,7 @@ instead. Without either, the figures are left open (sphinx-gallery collects them
 # Settings
 # --------
 # The figures go to ``docs/figures/`` with ``--save`` (or to the folder named by
-# ``SKHIER_FIGURES``), as ``examples/forum_question.py`` writes its own.
+# ``SKHIER_FIGURES``), as ``examples/plot_forum_question.py`` writes its own.
 
 import os
 import sys

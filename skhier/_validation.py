@@ -10,12 +10,43 @@ import pandas as pd
 
 from skhier.formula import INTERCEPT, ParsedFormula
 
-__all__ = ["check_choice", "check_number", "check_data", "check_counts", "COUNT_RESPONSE_FAMILIES"]
+__all__ = [
+    "check_choice",
+    "check_number",
+    "check_data",
+    "check_counts",
+    "check_family_name",
+    "check_priors",
+    "bambi_families",
+    "COUNT_RESPONSE_FAMILIES",
+    "MAX_ABS_VALUE",
+]
 
 #: Families whose response is a count (a non-negative integer).
 COUNT_RESPONSE_FAMILIES = ("poisson", "negativebinomial", "binomial", "zero_inflated_poisson",
                            "zero_inflated_negativebinomial", "hurdle_poisson",
                            "hurdle_negativebinomial")
+
+#: Largest absolute value accepted in a numeric column: squares of larger values (1e300 and
+#: up) overflow the log density's sums of squares.
+MAX_ABS_VALUE = 1e150
+
+#: Families fitted by skhier's own engines: accepted without importing Bambi.
+_OWN_FAMILIES = ("gaussian", "negativebinomial", "poisson")
+
+#: Distribution arguments that must be positive when they are numbers: scales and shapes.
+_POSITIVE_ARGS = {"sigma", "tau", "lam", "nu"}
+_POSITIVE_BY_DIST = {
+    "HalfCauchy": {"beta"},
+    "Cauchy": {"beta"},
+    "Gamma": {"alpha", "beta"},
+    "InverseGamma": {"alpha", "beta"},
+    "Beta": {"alpha", "beta"},
+    "Weibull": {"alpha", "beta"},
+}
+
+#: Auxiliary parameters of the families that a number fixes, and must then be positive.
+_POSITIVE_FIXED = {"sigma": "the residual sd", "alpha": "the dispersion alpha"}
 
 logger = logging.getLogger("skhier")
 
@@ -122,8 +153,9 @@ def check_data(
     Raises
     ------
     ValueError
-        For a missing column, NaN/inf values, a non-numeric predictor, or a grouping factor
-        with a single level.
+        For a missing column, NaN/inf values, values beyond :data:`MAX_ABS_VALUE` (the log
+        density would overflow), a non-numeric predictor, a constant response, or a grouping
+        factor with a single level.
 
     Examples
     --------
@@ -191,6 +223,24 @@ def check_data(
         data = data.loc[~bad_rows]
         if len(data) == 0:
             raise ValueError("no rows left after dropping rows with missing values.")
+    for c in numeric:
+        vals = np.abs(np.asarray(data[c], dtype=np.float64))
+        if len(vals) and vals.max() > MAX_ABS_VALUE:
+            first = data.index[np.argmax(vals > MAX_ABS_VALUE)]
+            raise ValueError(
+                f"column {c!r} holds values as large as {vals.max():.3g} in absolute value "
+                f"(first at row {first!r}); the model's log density overflows beyond "
+                f"{MAX_ABS_VALUE:.0e}. Rescale the column (divide it by a power of ten, or take "
+                "logs) and fit again."
+            )
+    if response and parsed.response in data.columns and len(data) > 0:
+        y = np.asarray(data[parsed.response], dtype=np.float64)
+        if (y == y[0]).all():
+            raise ValueError(
+                f"the response {parsed.response!r} is constant (every one of its {len(y)} rows "
+                f"is {y[0]:g}): there is no variation to model and nothing to rank. Check that "
+                "the formula names the right response column."
+            )
     if response:
         for t in parsed.group_terms:
             for f in t.factors:
@@ -239,3 +289,130 @@ def check_counts(data: pd.DataFrame, column: str, family: str) -> None:
             f"family={family!r} needs counts (non-negative integers) in {column!r}, but "
             f"{int(bad.sum())} row(s) are not: {shown}."
         )
+
+
+def bambi_families() -> tuple[str, ...]:
+    """Return the names of Bambi's built-in families, read from Bambi's own registry.
+
+    Returns
+    -------
+    tuple of str
+        Sorted family names (``bambi.defaults.families.BUILTIN_FAMILIES``; imports Bambi).
+
+    Examples
+    --------
+    >>> "gaussian" in bambi_families() and "negativebinomial" in bambi_families()
+    True
+    """
+    from bambi.defaults.families import BUILTIN_FAMILIES
+
+    return tuple(sorted(BUILTIN_FAMILIES))
+
+
+def check_family_name(family) -> None:
+    """Raise unless ``family`` names one of Bambi's built-in families.
+
+    The families skhier fits itself (``"gaussian"``, ``"negativebinomial"``, ``"poisson"``)
+    are accepted without importing Bambi; any other name is looked up in Bambi's registry
+    (:func:`bambi_families`).
+
+    Parameters
+    ----------
+    family : object
+        The family parameter.
+
+    Raises
+    ------
+    TypeError
+        If it is not a string.
+    ValueError
+        If Bambi has no family of that name, listing those it has.
+
+    Examples
+    --------
+    >>> check_family_name("poisson")
+    >>> check_family_name("gausian")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: family='gausian' is not a Bambi family (did you mean 'gaussian'?); choose one ...
+    """
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a Bambi family name (str), got {family!r}.")
+    if family in _OWN_FAMILIES:
+        return
+    names = bambi_families()
+    if family not in names:
+        import difflib
+
+        close = difflib.get_close_matches(family.lower(), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"family={family!r} is not a Bambi family{hint}; choose one of {names}."
+        )
+
+
+def check_priors(priors) -> None:
+    """Raise for a prior whose fixed scale is not a positive number.
+
+    A number given as the prior of ``sigma`` (the residual sd) or ``alpha`` (the negative
+    binomial's dispersion) fixes that parameter, so it must be positive; so must every numeric
+    scale or shape inside a prior (``sigma``, ``tau``, ``lam``, ``nu``; ``alpha`` and ``beta``
+    of the Gamma, Beta, Weibull and Cauchy families), at any depth.
+
+    Parameters
+    ----------
+    priors : dict or None
+        Priors by term name (``bambi.Prior``, :class:`skhier.priors.Prior` or numbers).
+
+    Raises
+    ------
+    TypeError
+        If ``priors`` is not a dict or None, or an entry is not a prior or a number.
+    ValueError
+        Naming the entry, the argument and its value.
+
+    Examples
+    --------
+    >>> from skhier.priors import Prior
+    >>> check_priors({"sigma": Prior("HalfNormal", {"sigma": 1.0}), "H0": 0.0})
+    >>> check_priors({"sigma": -1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: priors['sigma']=-1.0 fixes the residual sd, which must be positive; give a ...
+    """
+    from skhier.priors import Prior
+
+    if priors is None:
+        return
+    if not isinstance(priors, dict):
+        raise TypeError(f"priors must be a dict of term name to prior, got {priors!r}.")
+    for name, given in priors.items():
+        prior = Prior.from_any(given)
+        if isinstance(prior, float):
+            if name in _POSITIVE_FIXED and not (np.isfinite(prior) and prior > 0):
+                raise ValueError(
+                    f"priors[{name!r}]={given!r} fixes {_POSITIVE_FIXED[name]}, which must be "
+                    f"positive; give a positive number, or a prior such as "
+                    f"Prior('HalfNormal', {{'sigma': 1.0}}) to estimate it."
+                )
+            continue
+        _check_prior_args(f"priors[{name!r}]", prior)
+
+
+def _check_prior_args(where: str, prior) -> None:
+    from skhier.priors import Prior
+
+    positive = _POSITIVE_ARGS | _POSITIVE_BY_DIST.get(prior.name, set())
+    for arg, value in prior.args.items():
+        if isinstance(value, Prior):
+            _check_prior_args(where, value)
+        elif (
+            arg in positive
+            and isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and not (np.isfinite(value) and value > 0)
+        ):
+            raise ValueError(
+                f"{where}: {prior!r} has {arg}={value!r}, which must be a positive number "
+                f"(it is a scale or shape of {prior.name}); give {arg} > 0."
+            )

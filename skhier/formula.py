@@ -24,6 +24,12 @@ INTERCEPT = "Intercept"
 _INTERACTION_SPELLING = re.compile(
     r"(?P<x>[A-Za-z_][A-Za-z0-9_.]*)\s*:\s*\(\s*1\s*\|\s*(?P<g>[^()|]+?)\s*\)"
 )
+# What is left of an interaction with a group-specific term after translation, such as the
+# typo x:(2|g): formulae drops such a term without a word (or fails obscurely).
+_GROUP_INTERACTION = re.compile(
+    r"(?P<x>[A-Za-z_][A-Za-z0-9_.]*)\s*[:*]\s*\([^()|]*\|(?P<g>[^()|]*)\)"
+    r"|\([^()|]*\|(?P<g2>[^()|]*)\)\s*[:*]\s*(?P<x2>[A-Za-z_][A-Za-z0-9_.]*)"
+)
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises
     ------
     ValueError
-        If the formula is not a string, has no response, or does not parse.
+        If the formula is not a string, has no response, or does not parse; if it has a number
+        where a column belongs, or an interaction with a group-specific term such as the typo
+        ``x:(2|g)`` (formulae drops such terms silently); or if its group-specific terms all
+        vanish.
 
     Examples
     --------
@@ -239,6 +248,7 @@ def parse_formula(formula: str) -> ParsedFormula:
             "e.g. 'Ht ~ 0 + H0:(1|gene/sgRNA)'."
         )
     fitted = translate_formula(formula)
+    _check_group_interactions(formula, fitted)
     try:
         desc = formulae.model_description(fitted)
     except Exception as exc:  # formulae raises several error types
@@ -253,7 +263,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     unsupported: list[str] = []
     rcomps = getattr(desc.response.term, "components", [])
     if len(rcomps) == 1 and type(rcomps[0]).__name__ == "Variable":
-        response = rcomps[0].name
+        response = _column_name(rcomps[0], formula)
     else:
         response = str(desc.response.term)
         unsupported.append(f"the response {response} is not a plain column")
@@ -268,7 +278,7 @@ def parse_formula(formula: str) -> ParsedFormula:
             continue
         comps = getattr(term, "components", [])
         if len(comps) == 1 and type(comps[0]).__name__ == "Variable":
-            common.append(comps[0].name)
+            common.append(_column_name(comps[0], formula))
         elif len(comps) == 1 and _offset_column(comps[0]) is not None:
             offsets.append(_offset_column(comps[0]))
         else:
@@ -282,12 +292,17 @@ def parse_formula(formula: str) -> ParsedFormula:
         else:
             comps = getattr(g.expr, "components", [])
             if len(comps) == 1 and type(comps[0]).__name__ == "Variable":
-                column = comps[0].name
+                column = _column_name(comps[0], formula, where="group")
             else:
                 unsupported.append(f"the group-specific term ({g.expr}|...) is not a plain column")
                 continue
-        factors = tuple(c.name for c in g.factor.components)
+        factors = tuple(_column_name(c, formula, where="factor") for c in g.factor.components)
         group_terms.append(GroupTerm(column, factors))
+    if "|" in fitted.split("~", 1)[1] and not group_terms:
+        raise ValueError(
+            f"formula {formula!r} has a group-specific term ('|'), but every one vanished when "
+            "it was read; write them as '(1|g)', '(0 + x|g)' or 'x:(1|g)' (nested: 'a/b')."
+        )
 
     if len(offsets) > 1:
         unsupported.append(f"the formula has {len(offsets)} offsets; sum them into one column")
@@ -311,3 +326,38 @@ def _offset_column(component) -> str | None:
     if len(args) == 1 and type(args[0]).__name__ == "LazyVariable":
         return args[0].name
     return None
+
+
+_NUMBER_HINTS = {
+    "term": "the intercept is written '1' (or '0' to drop it)",
+    "group": "a group-specific term is '(1|g)' (varying intercepts) or '(0 + x|g)' (varying "
+    "slopes on x)",
+    "factor": "the grouping factor after '|' is a column, e.g. '(1|gene)'",
+}
+
+
+def _column_name(variable, formula: str, *, where: str = "term") -> str:
+    """Return a formula variable's column name; raise for a number standing where one belongs."""
+    name = variable.name
+    if not isinstance(name, str):
+        raise ValueError(
+            f"formula {formula!r} has the number {name!r} where a column name belongs; "
+            f"{_NUMBER_HINTS[where]}."
+        )
+    return name
+
+
+def _check_group_interactions(formula: str, fitted: str) -> None:
+    """Raise for an interaction with a group-specific term, which formulae would drop."""
+    match = _GROUP_INTERACTION.search(fitted.split("~", 1)[1])
+    if match is None:
+        return
+    term = match.group(0).strip()
+    x = match.group("x") or match.group("x2")
+    g = (match.group("g") or match.group("g2")).strip()
+    raise ValueError(
+        f"formula {formula!r} has the term {term!r}, an interaction with a group-specific "
+        "term, which is not a model term (formulae would drop it without a word). A slope on "
+        f"{x} varying by {g} is written '{x}:(1|{g})' (with a 1 before the '|') or "
+        f"'(0 + {x}|{g})'."
+    )

@@ -29,7 +29,14 @@ import pandas as pd
 
 from skhier._json import jsonable
 
-__all__ = ["SavedState", "write_state", "read_state", "params_to_json", "params_from_json"]
+__all__ = [
+    "SavedState",
+    "write_state",
+    "read_state",
+    "check_save_folder",
+    "params_to_json",
+    "params_from_json",
+]
 
 logger = logging.getLogger("skhier")
 
@@ -198,6 +205,49 @@ def write_state(path, state: SavedState, *, overwrite: bool = False) -> Path:
     >>> back.data["y"].tolist()
     [1.0, 2.0]
     """
+    folder = check_save_folder(path, overwrite=overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / _JSON).write_text(json.dumps(state.meta, indent=2))
+    state.idata.to_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
+    _frame_to_dataset(state.data).to_netcdf(str(folder / _DATA), engine="h5netcdf")
+    return folder
+
+
+def check_save_folder(path, *, overwrite: bool = False) -> Path:
+    """Check that a ranker can be saved into a folder, before anything is written.
+
+    A missing folder, an empty one and the folder of an earlier save are fine; a non-empty
+    folder that holds no saved ranker is refused unless ``overwrite`` is True.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+    overwrite : bool, default=False
+        Accept a non-empty folder that is not a saved ranker.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` is a file, or a non-empty folder without a saved ranker (and ``overwrite``
+        is False), naming some of its files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "notes.txt").write_text("mine")
+    ...     check_save_folder(tmp)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ... is not empty and holds no saved ranker (notes.txt); save into a new ...
+    """
     folder = Path(os.fspath(path))
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder; give a folder to save into.")
@@ -209,10 +259,6 @@ def write_state(path, state: SavedState, *, overwrite: bool = False) -> Path:
                 f"{', ...' if len(others) > 5 else ''}); save into a new or empty folder, or "
                 "pass overwrite=True."
             )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / _JSON).write_text(json.dumps(state.meta, indent=2))
-    state.idata.to_netcdf(str(folder / _POSTERIOR), engine="h5netcdf")
-    _frame_to_dataset(state.data).to_netcdf(str(folder / _DATA), engine="h5netcdf")
     return folder
 
 
@@ -237,7 +283,7 @@ def read_state(path, *, expected_class: str = "HierarchicalRanker") -> SavedStat
         If the folder or one of its files is missing.
     ValueError
         If a file is corrupt (naming it), the state describes another class, or it was
-        written in a newer format than this skhier reads.
+        written in a format this skhier does not know (newer, or no skhier format).
 
     Warns
     -----
@@ -262,7 +308,14 @@ def read_state(path, *, expected_class: str = "HierarchicalRanker") -> SavedStat
         raise ValueError(f"{folder / _JSON} is corrupt (not JSON: {exc}).") from None
     if not isinstance(meta, dict) or meta.get("class") != expected_class:
         raise ValueError(f"{folder / _JSON} does not describe a {expected_class}.")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(
+            f"{folder / _JSON} has format_version={version!r}, which is not a format skhier "
+            f"writes (this skhier {skhier.__version__} reads formats 1 to {FORMAT_VERSION}); "
+            "the file is corrupt or was not written by skhier.save."
+        )
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{folder} was saved in format {meta['format_version']} by skhier "
             f"{meta.get('skhier_version')}, newer than this skhier {skhier.__version__} reads "

@@ -122,9 +122,9 @@ def make_plan(params: Mapping, data: pd.DataFrame) -> FitPlan:
     Raises
     ------
     ValueError
-        For data the formula cannot read, a level that is not a grouping factor of the
-        ranked term, a pooling choice the formula does not allow, priors naming no term, or an
-        engine that cannot fit the model.
+        For data the formula cannot read, a formula with nothing to rank (only an intercept),
+        a level that is not a grouping factor of the ranked term, a pooling choice the formula
+        does not allow, priors naming no term, or an engine that cannot fit the model.
 
     Examples
     --------
@@ -197,6 +197,18 @@ def _fixed_scales(parsed: ParsedFormula, priors: dict) -> dict:
 def _ranked(parsed, design, params, formula, pooling):
     """Return the ranked column and level (factor name, or the coefficient level)."""
     requested = params.get("level")
+    if not parsed.group_terms and not parsed.common:
+        y = parsed.response
+        dropped = (
+            f" ({'; '.join(parsed.unsupported)}; only plain columns are ranked)"
+            if parsed.unsupported
+            else ""
+        )
+        raise ValueError(
+            f"formula {formula!r} has nothing to rank: no group-specific term and no predictor "
+            f"column{dropped}. Name the groups to rank, e.g. '{y} ~ 1 + (1|g)' ranks the levels "
+            f"of column g by their intercept, '{y} ~ 0 + x:(1|g)' by their slope on x."
+        )
     if not parsed.group_terms:
         if requested not in (None, COEF_LEVEL):
             raise ValueError(

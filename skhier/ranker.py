@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 import time
 import warnings
 
@@ -23,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skhier._names import COEF_LEVEL
 from skhier._parallel import resolve_n_jobs, thread_limit
-from skhier._validation import check_choice, check_number
+from skhier._progress import stage
+from skhier._validation import check_choice, check_family_name, check_number, check_priors
 from skhier.design import build_factor, groups_table
 from skhier.diagnostics import ON_FAIL, ApproximationWarning
 from skhier.effects import level_totals
@@ -83,11 +85,14 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     term : str or None, default=None
         Deprecated spelling of ``column`` (it names a column, not a term).
     family : str, default="gaussian"
-        Bambi family of the response. ``"negativebinomial"`` and ``"poisson"`` with nested
-        factors use the Laplace count engine; other families Bambi's own model.
+        Bambi family of the response, one of Bambi's built-in families (the error for another
+        name lists them). ``"negativebinomial"`` and ``"poisson"`` with nested factors use the
+        Laplace count engine; other families Bambi's own model.
     priors : dict or None, default=None
         Priors by term name (``"H0"``, ``"H0|gene"``, ``"sigma"``), as ``bambi.Prior`` or
-        :class:`skhier.priors.Prior`. None uses Bambi's data-scaled defaults.
+        :class:`skhier.priors.Prior`; a number fixes the parameter (``sigma`` and ``alpha``
+        must then be positive, as must every numeric scale inside a prior). None uses Bambi's
+        data-scaled defaults.
     pooling : {"partial", "complete", "none"}, default="partial"
         ``"partial"``: the hierarchy; ``"complete"``: one common coefficient; ``"none"``:
         independent coefficients per level with the common coefficient's prior. Compare them with
@@ -99,8 +104,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     hdi_prob : float, default=0.9
         Probability of the HDI and of the rank credible intervals.
     reference : float or "population", default=0.0
-        Reference value of ``lfsr`` and ``p_gt_ref``; ``"population"`` uses the population
-        (common) coefficient draw by draw.
+        Reference value of ``lfsr`` and ``p_gt_ref`` (a finite Python or NumPy number);
+        ``"population"`` uses the population (common) coefficient draw by draw.
     sampler : {"nutpie", "pymc", "numpyro"}, default="nutpie"
         NUTS implementation.
     draws : int, default=1000
@@ -138,7 +143,8 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
     missing : {"raise", "drop"}, default="raise"
         Rows with NaN/inf in a column the model reads: raise, or drop them (logged).
     random_state : int, RandomState instance or None, default=None
-        Seed of the sampler and of the coefficient draws; an int makes fits reproducible.
+        Seed of the sampler and of the coefficient draws; an int (in ``[0, 2**32 - 1]``) makes
+        fits reproducible.
     progressbar : bool, default=False
         Show the sampler's progress.
     n_jobs : int or None, default=None
@@ -272,8 +278,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         check_choice("parametrization", self.parametrization, PARAMETRIZATIONS)
         check_choice("on_fail", self.on_fail, ON_FAIL)
         check_choice("missing", self.missing, MISSING)
-        if not isinstance(self.family, str):
-            raise TypeError(f"family must be a Bambi family name (str), got {self.family!r}.")
+        check_family_name(self.family)
         if not isinstance(self.ascending, bool | np.bool_):
             raise TypeError(f"ascending must be True or False, got {self.ascending!r}.")
         check_number("draws", self.draws, integer=True, low=1)
@@ -286,15 +291,27 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
                 "target_accept", self.target_accept, low=0, high=1, low_open=True, high_open=True
             )
         check_number("hdi_prob", self.hdi_prob, low=0, high=1, low_open=True, high_open=True)
+        # a NumPy scalar (np.float64(0.5), np.int64(1)) is a numbers.Real like a Python one
+        reference = self.reference
         if not (
-            self.reference == "population"
-            or (isinstance(self.reference, numbers.Real) and not isinstance(self.reference, bool))
+            (isinstance(reference, str) and reference == "population")
+            or (
+                isinstance(reference, numbers.Real)
+                and not isinstance(reference, bool | np.bool_)
+                and np.isfinite(reference)
+            )
         ):
             raise ValueError(
-                f"reference={self.reference!r} is not valid; give a number or 'population'."
+                f"reference={reference!r} is not valid; give a finite number or 'population'."
             )
-        if self.priors is not None and not isinstance(self.priors, dict):
-            raise TypeError(f"priors must be a dict of term name to prior, got {self.priors!r}.")
+        check_priors(self.priors)
+        try:
+            check_random_state(self.random_state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"random_state={self.random_state!r} is not valid ({exc}); give an int in "
+                "[0, 2**32 - 1], a numpy.random.RandomState or None."
+            ) from None
         resolve_n_jobs(self.n_jobs)
         check_sampler(self.sampler)
         if self.term is not None:
@@ -389,11 +406,24 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         -------
         self : HierarchicalRanker
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            Before any sampling, naming the bad value and the fix: a parameter out of range or
+            not among its choices (``family`` not a Bambi family, a negative ``random_state``,
+            a non-positive fixed scale in ``priors``), a formula whose group-specific terms
+            vanish or that has nothing to rank, a missing column, NaN/inf values (unless
+            ``missing="drop"``), a constant response, or values beyond 1e150 in absolute value.
+        TypeError
+            Before any sampling, for a parameter of the wrong type, or ``X`` that is not a
+            DataFrame while a formula is given.
         """
         t_start = time.perf_counter()
         column = self._check_params()
         data = self._frame(X, y, reset=True)
         with thread_limit(self.n_jobs) as cores:
+            stage("building the model", "skhier: checking %d rows, building the model", len(data))
             plan = make_plan(self._plan_params(column), data)
             engine = get_engine(plan.engine)
             result, diagnostics = fit_with_retries(
@@ -461,7 +491,7 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         self._model = model  # None: built on first access of model_
         self._approximation = None
         self._cache = {}
-        logger.info("skhier: ranking the groups at level %r", plan.level)
+        stage("ranking", "skhier: ranking the groups at level %r", plan.level)
         self.rank_ = self.rank_table()
 
     @property
@@ -575,6 +605,9 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
         from skhier.diagnostics import diagnose
 
         state = read_state(path, expected_class=cls.__name__)
+        lacking = [k for k in ("params", "fitted") if not isinstance(state.meta.get(k), dict)]
+        if lacking:
+            raise ValueError(f"{os.path.join(path, 'skhier.json')} is corrupt: it lacks {lacking}.")
         ranker = cls(**params_from_json(state.meta["params"]))
         column = ranker._check_params()
         fitted = state.meta["fitted"]
@@ -994,6 +1027,71 @@ class HierarchicalRanker(RegressorMixin, BaseEstimator):
             tags.input_tags.string = True
             tags.input_tags.categorical = True
         return tags
+
+    # ------------------------------------------------------------------ display
+    # repr() stays scikit-learn's parameter repr (what clone, get_params, Pipeline and
+    # GridSearchCV print, and what the tests of the estimator API compare); the fit is
+    # described by summary() as text and by the notebook display as HTML.
+    def summary(self, n=10):
+        """Describe the fit: model, engine, sampler verdict, the top groups and what to do next.
+
+        Parameters
+        ----------
+        n : int, default=10
+            Rows of the rank table to show (the best ``n`` groups of ``rank_``).
+
+        Returns
+        -------
+        str
+            The formula fitted, the model and data, the engine and sampler, the sampler checks
+            (with the actions to take when one failed), the top ``n`` groups with their
+            expected rank, rank interval and P(top-k), and the attributes and plots to look at
+            next. A notebook shows the same as HTML.
+
+        See Also
+        --------
+        skhier.diagnostics.Diagnostics.summary : The sampler checks in full.
+
+        Examples
+        --------
+        >>> from skhier import HierarchicalRanker, ScreenSimulator
+        >>> df = ScreenSimulator(n_genes=3, sgrnas_per_gene=2, n_samples=10,
+        ...                      random_state=0).fit_transform()
+        >>> r = HierarchicalRanker(formula="Ht ~ 0 + H0:(1|gene/sgRNA)", level="gene",
+        ...                        draws=100, tune=100, chains=2, random_state=0,
+        ...                        on_fail="ignore").fit(df)
+        >>> print(r.summary(n=3).splitlines()[1])
+          formula  Ht ~ 0 + H0 + (0 + H0|gene/sgRNA)   (given: Ht ~ 0 + H0:(1|gene/sgRNA))
+        """
+        from skhier._repr import ranker_summary
+
+        check_is_fitted(self, "idata_")
+        check_number("n", n, integer=True, low=0)
+        return ranker_summary(self, int(n))
+
+    def _html_repr(self):
+        # scikit-learn's ReprHTMLMixin builds both _repr_html_ and _repr_mimebundle_ (when its
+        # display option is "diagram") from this hook. Unfitted: scikit-learn's diagram as is.
+        # Fitted: that diagram (the parameters), then the fit summary.
+        estimator_html = super()._html_repr()
+        if not hasattr(self, "idata_"):
+            return estimator_html
+        from skhier._repr import ranker_html
+
+        return ranker_html(self, estimator_html)
+
+    def _get_fitted_attr_html(self, doc_link=""):
+        # scikit-learn >= 1.8 lists the fitted attributes in its diagram by evaluating every
+        # property, which would compute dominance_ (N x N), loo_ and model_ only to show them.
+        try:
+            from sklearn.utils._repr_html.fitted_attributes import AttrsDict
+        except ImportError:  # another scikit-learn layout: its own listing
+            return super()._get_fitted_attr_html(doc_link)
+        from skhier._repr import fitted_attributes
+
+        return AttrsDict(
+            fitted_attrs=fitted_attributes(self), estimator_class=type(self), doc_link=doc_link
+        )
 
 
 class _CloudPickled:

@@ -392,7 +392,7 @@ class CountScreen:
     dropped: pd.DataFrame
     normalization: str
     condition_labels: dict = field(default_factory=dict)
-    _data: pd.DataFrame | None = field(default=None, repr=False)
+    _data: pd.DataFrame | None = field(default=None, repr=False, init=False)  # built lazily
 
     @property
     def conditions(self) -> list[str]:

@@ -369,7 +369,7 @@ class ScreenSimulator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         return self.fit(X).transform(X)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
+        """Get the names of the output columns.
 
         Parameters
         ----------

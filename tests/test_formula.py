@@ -52,6 +52,18 @@ def test_unsupported_terms_are_reported_not_rejected():
         ("x + (1|g)", "has no response"),
         ("y ~ x +", "does not parse"),
         ("y ~ (1|)", "does not parse"),
+        # a typo in the x:(1|g) spelling: formulae drops the term without a word
+        (
+            "Ht ~ 0 + H0:(2|gene/sgRNA)",
+            r"has the term 'H0:\(2\|gene/sgRNA\)', an interaction with a group-specific term.*"
+            r"written 'H0:\(1\|gene/sgRNA\)' .* or '\(0 \+ H0\|gene/sgRNA\)'",
+        ),
+        ("Ht ~ H0:(x|gene)", r"has the term 'H0:\(x\|gene\)'.*'H0:\(1\|gene\)'"),
+        ("Ht ~ (1|gene):H0", r"has the term '\(1\|gene\):H0'"),
+        ("Ht ~ H0*(1|gene)", r"has the term 'H0\*\(1\|gene\)'"),
+        ("y ~ 0 + (2|g)", r"has the number 2 where a column name belongs; a group-specific"),
+        ("y ~ 2 + x", r"has the number 2 where a column name belongs; the intercept is"),
+        ("y ~ x + (1|2)", r"has the number 2 where a column name belongs; the grouping factor"),
     ],
 )
 def test_bad_formulas(formula, match):

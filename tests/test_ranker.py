@@ -259,3 +259,41 @@ def test_predict_quantiles_cover_the_rows(forum_fit, forum_sim):
     assert again.shape == (len(df),)
     with pytest.raises(ValueError, match="quantiles must be probabilities"):
         forum_fit.predict_quantiles(df, (0.5, 1.2))
+
+
+@pytest.mark.parametrize("reference", [np.float64(0.25), np.float32(0.25), np.int64(0)])
+def test_reference_accepts_numpy_scalars(forum_sim, reference):
+    _, df = forum_sim
+    r = HierarchicalRanker(
+        formula=FORUM, level="gene", reference=reference, **small_kwargs(draws=100, tune=100)
+    ).fit(df)
+    pd.testing.assert_frame_equal(r.rank_, r.rank_table(reference=reference.item()))
+
+
+def test_fit_reports_its_stages(forum_sim):
+    import logging
+
+    from skhier._progress import STAGE_ATTR
+
+    stages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            stages.append(getattr(record, STAGE_ATTR, None))
+
+    log = logging.getLogger("skhier")
+    handler, level = Collect(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        HierarchicalRanker(formula=FORUM, **small_kwargs(draws=100, tune=100)).fit(forum_sim[1])
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert [s for s in stages if s] == [
+        "building the model",
+        "sampling",
+        "drawing coefficients",
+        "diagnostics",
+        "ranking",
+    ]

@@ -6,6 +6,7 @@ import pytest
 
 from skhier import HierarchicalRanker
 from skhier.engine import REGISTRY, engine_names
+from skhier.priors import Prior
 from tests.helpers import FORUM
 
 
@@ -67,6 +68,87 @@ CASES = [
         ValueError,
         r"priors has an entry for 'H1'.*valid names are",
     ),
+    # a typo that made formulae drop every group term, then crashed the sampler
+    (
+        dict(formula="Ht ~ 0 + H0:(2|gene/sgRNA)"),
+        None,
+        ValueError,
+        r"formula 'Ht ~ 0 \+ H0:\(2\|gene/sgRNA\)' has the term 'H0:\(2\|gene/sgRNA\)'.*"
+        r"'H0:\(1\|gene/sgRNA\)'",
+    ),
+    # intercept-only models: nothing to rank, say what to write
+    (
+        dict(formula="Ht ~ 1"),
+        None,
+        ValueError,
+        r"formula 'Ht ~ 1' has nothing to rank: no group-specific term and no predictor column\. "
+        r"Name the groups to rank, e.g\. 'Ht ~ 1 \+ \(1\|g\)'",
+    ),
+    (dict(formula="Ht ~ 0"), None, ValueError, r"formula 'Ht ~ 0' has nothing to rank"),
+    # a fixed residual sd must be positive (-1 was accepted and score failed; 0 crashed NUTS)
+    (
+        dict(formula=FORUM, priors={"sigma": -1.0}),
+        None,
+        ValueError,
+        r"priors\['sigma'\]=-1\.0 fixes the residual sd, which must be positive",
+    ),
+    (
+        dict(formula=FORUM, priors={"sigma": 0.0}),
+        None,
+        ValueError,
+        r"priors\['sigma'\]=0\.0 fixes the residual sd, which must be positive",
+    ),
+    (
+        dict(
+            formula=FORUM,
+            priors={"H0|gene": Prior("Normal", {"mu": 0.0, "sigma": Prior("HalfNormal",
+                                                                          {"sigma": -2.0})})},
+        ),
+        None,
+        ValueError,
+        r"priors\['H0\|gene'\]: HalfNormal\(sigma=-2\.0\) has sigma=-2\.0, which must be a "
+        r"positive number",
+    ),
+    (
+        dict(formula=FORUM, priors={"H0": Prior("Normal", {"mu": 0.0, "sigma": 0})}),
+        None,
+        ValueError,
+        r"priors\['H0'\]: Normal\(mu=0\.0, sigma=0\) has sigma=0",
+    ),
+    (
+        dict(formula=FORUM, random_state=-1),
+        None,
+        ValueError,
+        r"random_state=-1 is not valid \(Seed must be between 0 and 2\*\*32 - 1\); give an int",
+    ),
+    (
+        dict(formula=FORUM, random_state="abc"),
+        None,
+        ValueError,
+        r"random_state='abc' is not valid .*numpy\.random\.RandomState or None",
+    ),
+    (dict(formula=FORUM, n_jobs="two"), None, TypeError, r"n_jobs must be an integer or None, "
+     r"got 'two'"),
+    (dict(formula=FORUM, n_jobs=0), None, ValueError, r"n_jobs=0 is not valid; give a positive"),
+    (
+        dict(formula=FORUM, family="gausian"),
+        None,
+        ValueError,
+        r"family='gausian' is not a Bambi family \(did you mean 'gaussian'\?\); choose one of "
+        r"\(.*'negativebinomial'.*'zero_inflated_poisson'\)",
+    ),
+    (
+        dict(formula=FORUM, family=3),
+        None,
+        TypeError,
+        r"family must be a Bambi family name \(str\), got 3",
+    ),
+    (
+        dict(formula=FORUM, reference=np.nan),
+        None,
+        ValueError,
+        r"reference=nan is not valid; give a finite number or 'population'",
+    ),
 ]
 
 
@@ -127,3 +209,77 @@ def test_predict_before_fit(df):
 
     with pytest.raises(NotFittedError):
         HierarchicalRanker(formula=FORUM).predict(df)
+
+
+def test_constant_response(df):
+    df["Ht"] = 2.0
+    with pytest.raises(
+        ValueError,
+        match=r"the response 'Ht' is constant \(every one of its 1000 rows is 2\): there is no "
+        "variation to model and nothing to rank",
+    ):
+        HierarchicalRanker(formula=FORUM).fit(df)
+
+
+def test_constant_response_after_dropping_missing_rows(df):
+    df["Ht"] = 1.5
+    df.loc[0, "Ht"] = np.nan
+    with pytest.raises(ValueError, match=r"the response 'Ht' is constant .* rows is 1\.5\)"):
+        HierarchicalRanker(formula=FORUM, missing="drop").fit(df)
+
+
+@pytest.mark.parametrize("column", ["Ht", "H0"])
+def test_values_that_overflow_the_log_density(df, column):
+    df.loc[7, column] = -3e160
+    with pytest.raises(
+        ValueError,
+        match=rf"column '{column}' holds values as large as 3e\+160 in absolute value \(first at "
+        r"row 7\); the model's log density overflows beyond 1e\+150\. Rescale the column",
+    ):
+        HierarchicalRanker(formula=FORUM).fit(df)
+
+
+def test_nan_message_offers_missing_drop(df):
+    df.loc[5, "gene"] = None
+    with pytest.raises(ValueError, match=r"grouping column 'gene' has 1 missing.*missing='drop'"):
+        HierarchicalRanker(formula=FORUM).fit(df)
+
+
+def test_other_bambi_families_are_accepted_by_name(df):
+    # 't' is one of Bambi's families that skhier does not fit itself: accepted, then the
+    # fit reaches Bambi's engine (whose fit the fixture replaced)
+    with pytest.raises(AssertionError, match="sampling started"):
+        HierarchicalRanker(formula=FORUM, family="t").fit(df)
+
+
+def test_bambi_families_come_from_bambis_registry():
+    from bambi.defaults.families import BUILTIN_FAMILIES
+
+    from skhier._validation import bambi_families
+
+    assert set(bambi_families()) == set(BUILTIN_FAMILIES)
+
+
+@pytest.mark.parametrize(
+    ("priors", "match"),
+    [
+        ({"alpha": 0}, r"priors\['alpha'\]=0 fixes the dispersion alpha"),
+        ({"sigma": float("inf")}, r"priors\['sigma'\]=inf fixes the residual sd"),
+        ({"x": Prior("HalfCauchy", {"beta": -1.0})}, r"has beta=-1\.0, which must be a positive"),
+        ({"x": Prior("Gamma", {"alpha": 0.0, "beta": 1.0})}, r"has alpha=0\.0"),
+        ({"x": Prior("Exponential", {"lam": -2})}, r"has lam=-2"),
+        ("sigma", r"priors must be a dict"),
+    ],
+)
+def test_check_priors(priors, match):
+    from skhier._validation import check_priors
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        check_priors(priors)
+
+
+def test_check_priors_accepts_fixed_coefficients_and_negative_locations():
+    from skhier._validation import check_priors
+
+    check_priors({"H0": 0.0, "Intercept": Prior("Normal", {"mu": -5.0, "sigma": 1.0}),
+                  "x": Prior("SkewNormal", {"mu": 0.0, "sigma": 1.0, "alpha": -3.0})})

@@ -268,29 +268,7 @@ class Diagnostics:
             verdict = "PASSED" + (f" with {n_warn} warning{'s' * (n_warn > 1)}" if n_warn else "")
         else:
             verdict = f"FAILED ({n_fail} of {len(self.checks)} checks)"
-        lines = [f"Sampler diagnostics: {verdict}"]
-        context = (
-            f"{self.n_chains:,} chain{'s' * (self.n_chains != 1)} x {self.n_draws:,} draws, "
-            f"{self.n_parameters:,} parameter{'s' * (self.n_parameters != 1)} checked"
-        )
-        extras = []
-        for key, value in self.info.items():
-            if key == "attempts" and isinstance(value, (list, tuple)):
-                extras.append(f"attempts={len(value)}")
-            elif value == "":
-                continue
-            elif isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
-                value, bool
-            ):
-                extras.append(f"{key}={_fmt(value) if not isinstance(value, str) else value}")
-            elif isinstance(value, dict) and all(
-                isinstance(v, (str, int, float)) for v in value.values()
-            ):
-                inner = ", ".join(f"{k}: {v}" for k, v in value.items())
-                extras.append(f"{key}={{{inner}}}")
-        if extras:
-            context += " | " + ", ".join(extras)
-        lines.append(context)
+        lines = [f"Sampler diagnostics: {verdict}", self._context()]
         rows = [("check", "value", "threshold", "status", "detail")]
         ops = {
             "r_hat": "<=",
@@ -315,10 +293,55 @@ class Diagnostics:
         return "\n".join(line.rstrip() for line in lines)
 
     def __repr__(self) -> str:
-        return self.summary()
+        # One line, so that lists, dicts and logs of verdicts stay readable; print() and
+        # IPython's pretty printer show the full summary().
+        from skhier._repr import diagnostics_repr
+
+        return diagnostics_repr(self)
 
     def __str__(self) -> str:
         return self.summary()
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        # IPython's text display (a terminal, or text/plain beside the HTML in a notebook).
+        printer.text("Diagnostics(...)" if cycle else self.summary())
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the verdict, one row per check and the actions to take.
+
+        Returns
+        -------
+        str
+            A self-contained HTML ``<div>`` (scoped style, no script, labels escaped).
+        """
+        from skhier._repr import diagnostics_html
+
+        return diagnostics_html(self)
+
+    def _context(self) -> str:
+        """Describe the size of the posterior and the estimator's context on one line."""
+        context = (
+            f"{self.n_chains:,} chain{'s' * (self.n_chains != 1)} x {self.n_draws:,} draws, "
+            f"{self.n_parameters:,} parameter{'s' * (self.n_parameters != 1)} checked"
+        )
+        extras = []
+        for key, value in self.info.items():
+            if key == "attempts" and isinstance(value, (list, tuple)):
+                extras.append(f"attempts={len(value)}")
+            elif value == "":
+                continue
+            elif isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(
+                value, bool
+            ):
+                extras.append(f"{key}={_fmt(value) if not isinstance(value, str) else value}")
+            elif isinstance(value, dict) and all(
+                isinstance(v, (str, int, float)) for v in value.values()
+            ):
+                inner = ", ".join(f"{k}: {v}" for k, v in value.items())
+                extras.append(f"{key}={{{inner}}}")
+        if extras:
+            context += " | " + ", ".join(extras)
+        return context
 
     # -- serialization -----------------------------------------------------------------------
     def to_dict(self, include_table: bool = False) -> dict[str, Any]:

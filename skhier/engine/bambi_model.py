@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from skhier._names import factor_name, joined_column, rename_joined
+from skhier._progress import stage
 from skhier.engine.base import EngineFit, SamplerSettings, register
 from skhier.priors import Prior
 
@@ -250,6 +251,7 @@ class BambiEngine:
             Posterior under skhier's names (joined factors renamed ``a:b``).
         """
         model = self.build(plan, parametrization)
+        stage("sampling", "skhier: sampling Bambi's model")
         t0 = time.perf_counter()
         kwargs = {"random_seed": settings.seed}
         if settings.sampler != "nutpie":

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from skhier._names import dim_name, scale_name
+from skhier._progress import stage
 from skhier.design import cell_statistics
 from skhier.engine.base import EngineFit, SamplerSettings, gaussian_suffstat_why_not, register
 from skhier.engine.samplers import sample_pymc_model
@@ -297,9 +298,11 @@ class CollapsedEngine:
             and ``log_density`` (``"compiled"``, ``"pytensor"`` or ``"none"``).
         """
         tree = build_tree(plan)
+        stage("sampling", "skhier: sampling the scales (collapsed engine)")
         t0 = time.perf_counter()
         model, idata, density = sample_scales(plan, tree, settings)
         t1 = time.perf_counter()
+        stage("drawing coefficients", "skhier: drawing the coefficients given the scales")
         idata = attach_coefficients(plan, tree, idata, settings.seed)
         timing = {
             "sampling": t1 - t0,

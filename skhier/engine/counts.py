@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from skhier._names import COEF_LEVEL, dim_name
+from skhier._progress import stage
 from skhier.engine.base import EngineFit, SamplerSettings, normal_priors_why_not, register
 from skhier.formula import INTERCEPT
 
@@ -928,14 +929,20 @@ class LaplaceEngine:
             tree_plan = _reduced_plan(tree_plan, keep, {t.name for t in terms})
         return tree_plan, build_tree(tree_plan, stats=stats), reduction
 
-    def _posterior(self, plan, expansion, settings):
-        """Sample the scales and draw every coefficient, on one expansion of the cells."""
+    def _posterior(self, plan, expansion, settings, *, final=False):
+        """Sample the scales and draw every coefficient, on one expansion of the cells.
+
+        ``final`` marks the fit's own run (not the pilot): its coefficient draws are a stage
+        of the fit's progress.
+        """
         from skhier.engine.collapsed import attach_coefficients, sample_scales
 
         tree_plan, tree, reduction = self._hierarchy(plan, expansion)
         t0 = time.perf_counter()
         model, idata, density = sample_scales(tree_plan, tree, settings)
         t1 = time.perf_counter()
+        if final:
+            stage("drawing coefficients", "laplace: drawing the coefficients given the scales")
         idata = attach_coefficients(tree_plan, tree, idata, settings.seed, cell_dtype=CELL_DTYPE)
         if reduction is not None:
             _attach_reduced(plan, tree_plan, reduction, idata, settings.seed)
@@ -1012,8 +1019,8 @@ class LaplaceEngine:
         del pilot_idata
         expansion = expand_at(cd, means, expansion.alpha)
         t2 = time.perf_counter()
-        logger.info("laplace: pilot done (%.1f s); sampling the scales", t2 - t1)
-        model, idata, timing = self._posterior(plan, expansion, settings)
+        stage("sampling", "laplace: pilot done (%.1f s); sampling the scales", t2 - t1)
+        model, idata, timing = self._posterior(plan, expansion, settings, final=True)
         _store_expansion(plan, idata, expansion)
         logger.info(
             "laplace: sampled (%.1f s), coefficients drawn (%.1f s); checking the approximation",

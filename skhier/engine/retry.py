@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from skhier._progress import stage
 from skhier.engine.base import Engine, EngineFit, SamplerSettings
 
 __all__ = ["RetryPolicy", "fit_with_retries", "safer_settings"]
@@ -134,7 +135,8 @@ def fit_with_retries(
             "tune": settings.tune,
             "target_accept": settings.target_accept,
         }
-        logger.info("skhier: fitted in %.1f s; diagnosing the posterior", fit.timing["total"])
+        total = fit.timing["total"]
+        stage("diagnostics", "skhier: fitted in %.1f s; diagnosing the posterior", total)
         diag = diagnose(fit.idata, info=context)
         attempts.append(
             {

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from skhier._names import dim_name, scale_name
+from skhier._progress import stage
 from skhier.design import Design, cell_statistics
 from skhier.engine.base import EngineFit, SamplerSettings, gaussian_suffstat_why_not, register
 from skhier.engine.samplers import sample_pymc_model
@@ -246,6 +247,7 @@ class SuffstatEngine:
         """
         choice = choose_parametrization(plan, parametrization)
         model = build_suffstat_model(plan, choice)
+        stage("sampling", "skhier: sampling every coefficient (suffstat engine)")
         t0 = time.perf_counter()
         idata = sample_pymc_model(model, settings)
         drop = [v for v in idata.posterior.data_vars if v.endswith("_offset")]

@@ -390,7 +390,11 @@ def test_summary_and_repr(failed):
     for check in ("r_hat", "ess_bulk", "ess_tail", "divergences", "ebfmi", "tree_depth"):
         assert check in text
     assert "What to do:" in text and failed.messages[0] in text
-    assert repr(failed) == text == str(failed)
+    assert str(failed) == text
+    # repr is one line (lists and logs of verdicts stay readable); print() shows the summary
+    short = repr(failed)
+    assert "\n" not in short and short.startswith("<Diagnostics FAILED (divergences)")
+    assert "4 chains x 1,000 draws, 5 parameters" in short and "1 divergence" in short
 
 
 def test_update_info_refreshes_messages(failed):
