@@ -11,10 +11,16 @@ Kernels
   The ranks are written group-major, ``out[chunk, group, draw]``, the layout the dominance
   kernels stream.
 - :func:`dominance_tiles`: exact pairwise counts ``#{s : r_i(s) > r_j(s)}`` over the int16 (or
-  int32) per-draw scores, by 4x4 register blocks over 64x64 tiles of the upper triangle (or of
-  the top-k rows), with 16-bit wrapping counters (exact while a chunk has at most 65,535 draws).
+  int32) per-draw scores, by register blocks over square tiles of the upper triangle (or of the
+  top-k rows), with 16-bit wrapping counters (exact while a chunk has at most 65,535 draws).
   Each pair is computed once; ties cost a second, transposed pass only in draw chunks that
-  contain ties.
+  contain ties. The blocking follows the CPU's vector registers (:data:`DOMINANCE_KERNEL`, one
+  of :data:`DOMINANCE_KERNELS`): with AVX-512BW, 4x4 blocks of 512-bit vectors (16
+  accumulators of the 32 zmm registers) counted by a compare into a mask register and a masked
+  add; otherwise 2x4 blocks of 256-bit vectors (8 accumulators of AVX2's 16 ymm registers; 4x4
+  spills there) counted by a compare and a subtraction. The tile edge keeps the rows of a tile
+  pair in L2 (:func:`dominance_tile`). ``benchmarks/bench_dominance.py`` times both against a
+  C reference kernel (``benchmarks/dominance_ref.c``) on the same input.
 - :func:`value_stats`, :func:`rank_stats`, :func:`order_stats`, :func:`rank_histogram`:
   per-group summaries (mean, sd, HDI, sign counts; expected rank, P(rank <= k), order
   statistics of the ranks and the Besag simultaneous-band depths; rank probabilities).
@@ -23,21 +29,27 @@ Every kernel is a compiled ``nogil`` function over a range of work items, run by
 thread pool with dynamic scheduling on as many threads as ``n_jobs`` allows
 (:func:`skhier._parallel.thread_limit`; every core by default).
 
-The 512-bit trap
-----------------
-On CPUs with AVX-512 (this project's Zen 4 host included), LLVM's default cost model vectorizes
-the compare-and-count loop with 512-bit registers and mask-register compares, which is slower
-than 256-bit code here: 1.4x on one core with the data in cache, 1.2x end to end at N = 13,000
-(2.9x for an earlier kernel). The fix is the LLVM target feature
-``prefer-256-bit``. Setting ``NUMBA_CPU_FEATURES`` only works before numba compiles anything in
-the process, and PyMC/nutpie may have used numba already. So the kernels here are compiled
-through a private numba *dispatcher* whose code generator (a subclass of numba's
-``JITCPUCodegen``) adds ``+prefer-256-bit`` to the host features, while sharing numba's global
-typing and lowering registries (``BaseContext.subtarget``): other numba users in the process are
-not affected, it works whenever this module is imported, and the on-disk cache keys include the
-feature string. Set the environment variable ``SKHIER_NUMBA_VECTOR_WIDTH=native`` to compile with
-numba's defaults instead (``benchmarks/bench_dominance.py`` times both); :data:`VECTOR_WIDTH`
-reports which variant is in use (``"256"`` or ``"native"``).
+Vector width and code generators
+--------------------------------
+On Intel CPUs with AVX-512 LLVM prefers 256-bit vectors (its cost model's ``prefer-256-bit``
+tuning; Zen 4's has no such tuning). At 512 bits, ``count + (x > y)`` compiles to three
+instructions per 32 comparisons (``vpcmpgtw`` into a mask register, ``vpmovm2w``, ``vpsubw``), no
+faster than 256-bit code: that was the 512-bit trap of earlier kernels (1.2-1.4x slower than
+256-bit code on a Zen 4 host). The "avx512" dominance kernel writes the increment as
+``count + one if x > y else count`` with ``one`` passed at run time, which LLVM compiles to a
+compare into a mask register and a masked add, two instructions, like hand-written intrinsics.
+
+Each group of kernels is compiled through a private numba *dispatcher* whose code generator (a
+subclass of numba's ``JITCPUCodegen``) adds LLVM target features to the host's, while sharing
+numba's global typing and lowering registries (``BaseContext.subtarget``): other numba users in
+the process are not affected (``NUMBA_CPU_FEATURES`` only works before numba compiles anything,
+and PyMC/nutpie may have used numba already), it works whenever this module is imported, and
+the on-disk cache keys include the feature string. The ranking and summary kernels get
+``+prefer-256-bit``; the "avx512" dominance kernel ``-prefer-256-bit`` (512-bit vectors); the
+"avx2" one ``-avx512f,+prefer-256-bit``, so that forcing it on an AVX-512 CPU gives the code and
+the 16 registers of an AVX2-only CPU. ``SKHIER_NUMBA_VECTOR_WIDTH=native`` compiles the ranking
+and summary kernels with numba's defaults instead (:data:`VECTOR_WIDTH` reports ``"256"`` or
+``"native"``); ``SKHIER_DOMINANCE_KERNEL=avx2`` (or ``avx512``) forces a dominance kernel.
 
 Examples
 --------
@@ -54,6 +66,7 @@ array([[1, 1],
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -67,7 +80,10 @@ from skhier._parallel import parallel_for
 logger = logging.getLogger("skhier")
 
 __all__ = [
+    "DOMINANCE_KERNEL",
+    "DOMINANCE_KERNELS",
     "VECTOR_WIDTH",
+    "dominance_tile",
     "dominance_tiles",
     "finalize_diff",
     "finalize_square",
@@ -87,11 +103,24 @@ def _is_x86() -> bool:
     return platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
 
 
-def _make_jit():
-    """Return ``(jit, label)``: a decorator factory compiling with 256-bit vectors, if possible."""
-    mode = os.environ.get("SKHIER_NUMBA_VECTOR_WIDTH", "256").strip().lower()
-    if mode in {"native", "default", "512", "0", ""} or not _is_x86():
-        return numba.njit, "native"
+def _host_features() -> set[str]:
+    """LLVM's features of the host CPU that are on (``{"avx2", "avx512bw", ...}``)."""
+    try:
+        import llvmlite.binding as ll
+
+        return {name for name, on in ll.get_host_cpu_features().items() if on}
+    except Exception:  # pragma: no cover - llvmlite without host feature detection
+        return set()
+
+
+def _make_jit(extra="+prefer-256-bit", name="skhier.exec256"):
+    """Return a decorator factory compiling with the host's features plus ``extra``, or None.
+
+    ``extra`` is a comma-separated list of LLVM target features (``"+prefer-256-bit"``,
+    ``"-avx512f"``, ...). The decorated functions get a private numba dispatcher whose code
+    generator adds them, sharing numba's typing and lowering registries (see the module
+    docstring); None if numba's internals do not allow it.
+    """
     try:
         from numba.core import codegen, dispatcher, registry
 
@@ -100,51 +129,60 @@ def _make_jit():
         except ImportError:  # pragma: no cover - older numba
             from functools import cached_property
 
-        class _Codegen256(codegen.JITCPUCodegen):
+        class _Codegen(codegen.JITCPUCodegen):
             def _customize_tm_features(self):
                 features = super()._customize_tm_features()
-                if "prefer-256-bit" in features:
-                    return features
-                return f"{features},+prefer-256-bit" if features else "+prefer-256-bit"
+                add = [f for f in extra.split(",") if f and f not in features.split(",")]
+                return ",".join([features, *add] if features else add)
 
-        class _Target256(registry.CPUTarget):
+        class _Target(registry.CPUTarget):
             @cached_property
             def _toplevel_target_context(self):
                 base = registry.cpu_target.target_context
-                return base.subtarget(_internal_codegen=_Codegen256("skhier.exec256"))
+                return base.subtarget(_internal_codegen=_Codegen(name))
 
             @cached_property
             def _toplevel_typing_context(self):
                 return registry.cpu_target.typing_context
 
-        target = _Target256("cpu")
+        target = _Target("cpu")
 
-        class _Dispatcher256(dispatcher.Dispatcher):
+        class _Dispatcher(dispatcher.Dispatcher):
             targetdescr = target
 
-        def jit256(**options):
+        def jit(**options):
             cache = options.pop("cache", False)
             options.setdefault("nopython", True)
 
             def decorate(func):
-                disp = _Dispatcher256(func, targetoptions=options)
+                disp = _Dispatcher(func, targetoptions=options)
                 if cache:
                     disp.enable_caching()
                 return disp
 
             return decorate
 
-        return jit256, "256"
+        return jit
     except Exception as exc:  # pragma: no cover - depends on numba internals
         logger.warning(
-            "skhier: could not set up 256-bit numba code generation (%s); the dominance kernel "
-            "uses numba's default vector width and may be slower on AVX-512 CPUs.",
+            "skhier: could not set up numba code generation with features %s (%s); using "
+            "numba's defaults, which may be slower.",
+            extra,
             exc,
         )
+        return None
+
+
+def _default_jit():
+    """Return ``(jit, label)`` for the kernels other than dominance: 256-bit vectors on x86."""
+    mode = os.environ.get("SKHIER_NUMBA_VECTOR_WIDTH", "256").strip().lower()
+    if mode in {"native", "default", "512", "0", ""} or not _is_x86():
         return numba.njit, "native"
+    jit = _make_jit("+prefer-256-bit", "skhier.exec256")
+    return (numba.njit, "native") if jit is None else (jit, "256")
 
 
-_jit, VECTOR_WIDTH = _make_jit()
+_jit, VECTOR_WIDTH = _default_jit()
 
 _SIGN = np.uint64(0x8000000000000000)
 _EXP = np.uint64(0x7FF0000000000000)
@@ -373,58 +411,204 @@ def row_stats(R, n, m):
 
 
 # --------------------------------------------------------------------------------------------
-# Dominance: 4x4 register blocks over tiles
+# Dominance: register blocks over tiles, the blocking chosen for the CPU's vector registers
 # --------------------------------------------------------------------------------------------
+#: The dominance kernels, by name: the register blocking and vector width of each.
+DOMINANCE_KERNELS = {
+    "avx512": "4x4 register blocks of 512-bit vectors with masked increments (AVX-512BW: 32 "
+    "zmm registers)",
+    "avx2": "2x4 register blocks of 256-bit vectors (AVX2: 16 ymm registers; also the kernel "
+    "off x86)",
+}
+
+
+def _choose_dominance_kernel(features):
+    """Name of the dominance kernel for a CPU with LLVM ``features`` (a set of names).
+
+    ``SKHIER_DOMINANCE_KERNEL`` (``avx512``, ``avx2`` or ``auto``) overrides the choice.
+    """
+    forced = os.environ.get("SKHIER_DOMINANCE_KERNEL", "auto").strip().lower()
+    if forced in DOMINANCE_KERNELS:
+        return forced
+    if forced not in {"", "auto"}:
+        logger.warning(
+            "skhier: SKHIER_DOMINANCE_KERNEL=%r is not one of %s or 'auto'; choosing by CPU.",
+            forced,
+            sorted(DOMINANCE_KERNELS),
+        )
+    return "avx512" if _is_x86() and "avx512bw" in features else "avx2"
+
+
+#: The dominance kernel used by default on this CPU (a key of :data:`DOMINANCE_KERNELS`).
+DOMINANCE_KERNEL = _choose_dominance_kernel(_host_features())
+
+# Each kernel has its own code generator: 512-bit vectors for "avx512" (LLVM prefers 256 bits on
+# Intel server CPUs), and for "avx2" 256-bit vectors without AVX-512, so that forcing it on an
+# AVX-512 CPU gives the code (and the 16 registers) of an AVX2-only CPU.
+_jit512 = (_make_jit("-prefer-256-bit", "skhier.dominance512") if _is_x86() else None) or numba.njit
+_jit_avx2 = (
+    _make_jit("-avx512f,+prefer-256-bit", "skhier.dominance256") if _is_x86() else None
+) or numba.njit
+
+
+@functools.lru_cache(maxsize=4)
+def _l2_bytes(default=1 << 20):
+    """Size of the L2 (or unified level-2) cache of CPU 0 from sysfs; ``default`` if unknown."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            if not entry.startswith("index"):
+                continue
+            with open(os.path.join(base, entry, "level")) as fh:
+                if fh.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, entry, "type")) as fh:
+                if fh.read().strip() == "Instruction":
+                    continue
+            with open(os.path.join(base, entry, "size")) as fh:
+                text = fh.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return default
+
+
+def dominance_tile(row_bytes, l2_bytes=None):
+    """Tile edge (groups) of the dominance kernels for rows of ``row_bytes`` bytes.
+
+    Each register block streams its rows over all draws of a chunk, so the rows of a tile pair
+    (``2 * edge`` rows) should stay in the L2 cache: the edge is the largest multiple of 8 from
+    16 to 64 whose rows fill at most three quarters of it (64 at 4,000 int16 draws and 2 MiB of
+    L2; 24 with 512 KiB).
+
+    Parameters
+    ----------
+    row_bytes : int
+        Bytes of one group's scores in a draw chunk.
+    l2_bytes : int, optional
+        L2 size; read from sysfs by default (1 MiB if unknown).
+
+    Returns
+    -------
+    int
+        The tile edge, a multiple of 8 (hence of every register block's rows and columns).
+
+    Examples
+    --------
+    >>> dominance_tile(8000, l2_bytes=2 << 20), dominance_tile(8000, l2_bytes=512 << 10)
+    (64, 24)
+    """
+    l2 = _l2_bytes() if l2_bytes is None else l2_bytes
+    edge = int(0.75 * l2 // (2 * max(1, row_bytes))) // 8 * 8
+    return max(16, min(64, edge))
+
+
 @numba.njit(inline="always")
-def _block(Rs, a0i, a1i, a2i, a3i, b0i, b1i, b2i, b3i, sd):
-    """Count ``#{s: R[a_k, s] > R[b_l, s]}`` modulo 2**16, as 16 int16 (row-major 4x4)."""
-    a0 = Rs[a0i]
-    a1 = Rs[a1i]
-    a2 = Rs[a2i]
-    a3 = Rs[a3i]
-    b0 = Rs[b0i]
-    b1 = Rs[b1i]
-    b2 = Rs[b2i]
-    b3 = Rs[b3i]
+def _cmp(x, y, less):
+    """``x > y`` (``less``: ``x < y``); ``less`` is a constant at every call, folded away."""
+    return (y > x) if less else (x > y)
+
+
+@numba.njit(inline="always")
+def _block_2x4(Rs, a0i, a1i, b0i, b1i, b2i, b3i, sd, less):
+    """Count ``#{s: R[a_k, s] > R[b_l, s]}`` (``less``: ``<``) mod 2**16, as 8 int16 (2x4).
+
+    Adding the comparison to int16 counters vectorizes as a compare and a subtraction of its
+    all-ones mask (``vpcmpgtw``/``vpsubw``): 8 accumulators, 2 row vectors and a column vector
+    fit the 16 ymm registers of AVX2 (a 4x4 block spills there).
+    """
+    z = np.int16(0)
+    c00 = c01 = c02 = c03 = z
+    c10 = c11 = c12 = c13 = z
+    for s in range(sd):
+        x0 = Rs[a0i, s]
+        x1 = Rs[a1i, s]
+        y0 = Rs[b0i, s]
+        y1 = Rs[b1i, s]
+        y2 = Rs[b2i, s]
+        y3 = Rs[b3i, s]
+        c00 = np.int16(c00 + _cmp(x0, y0, less))
+        c01 = np.int16(c01 + _cmp(x0, y1, less))
+        c02 = np.int16(c02 + _cmp(x0, y2, less))
+        c03 = np.int16(c03 + _cmp(x0, y3, less))
+        c10 = np.int16(c10 + _cmp(x1, y0, less))
+        c11 = np.int16(c11 + _cmp(x1, y1, less))
+        c12 = np.int16(c12 + _cmp(x1, y2, less))
+        c13 = np.int16(c13 + _cmp(x1, y3, less))
+    return c00, c01, c02, c03, c10, c11, c12, c13
+
+
+@numba.njit(inline="always")
+def _block_4x4(Rs, a0i, a1i, a2i, a3i, b0i, b1i, b2i, b3i, sd, one):
+    """Count ``#{s: R[a_k, s] > R[b_l, s]}`` mod 2**16, as 16 int16 (row-major 4x4).
+
+    ``one`` is the int16 1, passed at run time: LLVM then vectorizes ``c + one if x > y else c``
+    as a compare into a mask register and a masked add (``vpcmpgtw k``/``vpaddw {k}``), two
+    instructions per 32 comparisons. With a constant 1 it folds the select into ``c + (x > y)``,
+    which costs a third instruction at 512 bits (``vpmovm2w``). 16 accumulators, 4 row vectors,
+    4 column vectors and ``one`` fit the 32 zmm registers.
+    """
     z = np.int16(0)
     c00 = c01 = c02 = c03 = z
     c10 = c11 = c12 = c13 = z
     c20 = c21 = c22 = c23 = z
     c30 = c31 = c32 = c33 = z
     for s in range(sd):
-        x0 = a0[s]
-        x1 = a1[s]
-        x2 = a2[s]
-        x3 = a3[s]
-        y0 = b0[s]
-        y1 = b1[s]
-        y2 = b2[s]
-        y3 = b3[s]
-        c00 = np.int16(c00 + (x0 > y0))
-        c01 = np.int16(c01 + (x0 > y1))
-        c02 = np.int16(c02 + (x0 > y2))
-        c03 = np.int16(c03 + (x0 > y3))
-        c10 = np.int16(c10 + (x1 > y0))
-        c11 = np.int16(c11 + (x1 > y1))
-        c12 = np.int16(c12 + (x1 > y2))
-        c13 = np.int16(c13 + (x1 > y3))
-        c20 = np.int16(c20 + (x2 > y0))
-        c21 = np.int16(c21 + (x2 > y1))
-        c22 = np.int16(c22 + (x2 > y2))
-        c23 = np.int16(c23 + (x2 > y3))
-        c30 = np.int16(c30 + (x3 > y0))
-        c31 = np.int16(c31 + (x3 > y1))
-        c32 = np.int16(c32 + (x3 > y2))
-        c33 = np.int16(c33 + (x3 > y3))
+        x0 = Rs[a0i, s]
+        x1 = Rs[a1i, s]
+        x2 = Rs[a2i, s]
+        x3 = Rs[a3i, s]
+        y0 = Rs[b0i, s]
+        y1 = Rs[b1i, s]
+        y2 = Rs[b2i, s]
+        y3 = Rs[b3i, s]
+        c00 = np.int16(c00 + one) if x0 > y0 else c00
+        c01 = np.int16(c01 + one) if x0 > y1 else c01
+        c02 = np.int16(c02 + one) if x0 > y2 else c02
+        c03 = np.int16(c03 + one) if x0 > y3 else c03
+        c10 = np.int16(c10 + one) if x1 > y0 else c10
+        c11 = np.int16(c11 + one) if x1 > y1 else c11
+        c12 = np.int16(c12 + one) if x1 > y2 else c12
+        c13 = np.int16(c13 + one) if x1 > y3 else c13
+        c20 = np.int16(c20 + one) if x2 > y0 else c20
+        c21 = np.int16(c21 + one) if x2 > y1 else c21
+        c22 = np.int16(c22 + one) if x2 > y2 else c22
+        c23 = np.int16(c23 + one) if x2 > y3 else c23
+        c30 = np.int16(c30 + one) if x3 > y0 else c30
+        c31 = np.int16(c31 + one) if x3 > y1 else c31
+        c32 = np.int16(c32 + one) if x3 > y2 else c32
+        c33 = np.int16(c33 + one) if x3 > y3 else c33
     return (
         c00, c01, c02, c03, c10, c11, c12, c13,
         c20, c21, c22, c23, c30, c31, c32, c33,
     )  # fmt: skip
 
 
-@_jit(nogil=True, cache=True)
-def _tile_counts(R, rows, cols, r0, r1, c0, c1, upper, has_ties, gt, lt, vmin, vmax, m):
-    """Set gt (and lt) to the counts of output rows [r0, r1) x cols [c0, c1).
+@numba.njit(inline="always")
+def _span(vmin, vmax, idx, i, k):
+    """Smallest ``vmin`` and largest ``vmax`` over the groups ``idx[i:i + k]``."""
+    lo = vmin[idx[i]]
+    hi = vmax[idx[i]]
+    for q in range(1, k):
+        lo = min(lo, vmin[idx[i + q]])
+        hi = max(hi, vmax[idx[i + q]])
+    return lo, hi
+
+
+@numba.njit(inline="always")
+def _fill_block(gt, lt, has_ties, ii, jj, nr, nc, above, m):
+    """Fill the counts of a block whose rows are always better (``above``) or always worse."""
+    for a in range(nr):
+        for b in range(nc):
+            gt[ii + a, jj + b] = m if above else 0
+            if has_ties:
+                lt[ii + a, jj + b] = 0 if above else m
+
+
+@_jit_avx2(nogil=True, cache=True)
+def _tile_counts_avx2(R, rows, cols, r0, r1, c0, c1, upper, has_ties, gt, lt, vmin, vmax, m):
+    """Set gt (and lt) to the counts of output rows [r0, r1) x cols [c0, c1), by 2x4 blocks.
 
     ``gt[i - r0, j - c0] = #{s: R[rows[i], s] > R[cols[j], s]}`` (``lt``: ``<``), summed over the
     draw chunks ``R[0], R[1], ...`` (``m`` real draws in all); with ``upper``, only blocks on or
@@ -436,13 +620,51 @@ def _tile_counts(R, rows, cols, r0, r1, c0, c1, upper, has_ties, gt, lt, vmin, v
     gt[:, :] = 0
     if has_ties:
         lt[:, :] = 0
+    for i in range(r0, r1, 2):
+        a0 = rows[i]
+        a1 = rows[i + 1]
+        amin, amax = _span(vmin, vmax, rows, i, 2)
+        jstart = c0 + (i - c0) // 4 * 4 if upper and i > c0 else c0
+        ii = i - r0
+        for j in range(jstart, c1, 4):
+            b0 = cols[j]
+            b1 = cols[j + 1]
+            b2 = cols[j + 2]
+            b3 = cols[j + 3]
+            jj = j - c0
+            bmin, bmax = _span(vmin, vmax, cols, j, 4)
+            if amax < bmin or amin > bmax:  # rows always worse / always better: no comparing
+                _fill_block(gt, lt, has_ties, ii, jj, 2, 4, amin > bmax, m)
+                continue
+            for sub in range(nsub):
+                Rs = R[sub]
+                c = _block_2x4(Rs, a0, a1, b0, b1, b2, b3, sd, False)
+                for a in range(2):
+                    for b in range(4):
+                        gt[ii + a, jj + b] += np.int32(c[4 * a + b]) & 0xFFFF
+                if has_ties:
+                    c = _block_2x4(Rs, a0, a1, b0, b1, b2, b3, sd, True)
+                    for a in range(2):
+                        for b in range(4):
+                            lt[ii + a, jj + b] += np.int32(c[4 * a + b]) & 0xFFFF
+
+
+@_jit512(nogil=True, cache=True)
+def _tile_counts_avx512(
+    R, rows, cols, r0, r1, c0, c1, upper, has_ties, gt, lt, vmin, vmax, m, one
+):  # fmt: skip
+    """As :func:`_tile_counts_avx2`, by 4x4 blocks (``one``: the int16 1, see ``_block_4x4``)."""
+    nsub = R.shape[0]
+    sd = R.shape[2]
+    gt[:, :] = 0
+    if has_ties:
+        lt[:, :] = 0
     for i in range(r0, r1, 4):
         a0 = rows[i]
         a1 = rows[i + 1]
         a2 = rows[i + 2]
         a3 = rows[i + 3]
-        amin = min(min(vmin[a0], vmin[a1]), min(vmin[a2], vmin[a3]))
-        amax = max(max(vmax[a0], vmax[a1]), max(vmax[a2], vmax[a3]))
+        amin, amax = _span(vmin, vmax, rows, i, 4)
         jstart = i if upper and i > c0 else c0
         ii = i - r0
         for j in range(jstart, c1, 4):
@@ -451,52 +673,79 @@ def _tile_counts(R, rows, cols, r0, r1, c0, c1, upper, has_ties, gt, lt, vmin, v
             b2 = cols[j + 2]
             b3 = cols[j + 3]
             jj = j - c0
-            bmin = min(min(vmin[b0], vmin[b1]), min(vmin[b2], vmin[b3]))
-            bmax = max(max(vmax[b0], vmax[b1]), max(vmax[b2], vmax[b3]))
+            bmin, bmax = _span(vmin, vmax, cols, j, 4)
             if amax < bmin or amin > bmax:  # rows always worse / always better: no comparing
-                above = amin > bmax
-                for a in range(4):
-                    for b in range(4):
-                        gt[ii + a, jj + b] = m if above else 0
-                        if has_ties:
-                            lt[ii + a, jj + b] = 0 if above else m
+                _fill_block(gt, lt, has_ties, ii, jj, 4, 4, amin > bmax, m)
                 continue
             for sub in range(nsub):
                 Rs = R[sub]
-                c = _block(Rs, a0, a1, a2, a3, b0, b1, b2, b3, sd)
-                for a in range(4):
-                    for b in range(4):
-                        gt[ii + a, jj + b] += np.int32(c[4 * a + b]) & 0xFFFF
-                if has_ties:
-                    c = _block(Rs, b0, b1, b2, b3, a0, a1, a2, a3, sd)
-                    for a in range(4):
-                        for b in range(4):
-                            lt[ii + a, jj + b] += np.int32(c[4 * b + a]) & 0xFFFF
+                # One call site, so the block's loop is inlined and compiled once: with ties, a
+                # second pass over the transposed block counts "<".
+                for t in range(2 if has_ties else 1):
+                    p0, p1, p2, p3 = (a0, a1, a2, a3) if t == 0 else (b0, b1, b2, b3)
+                    q0, q1, q2, q3 = (b0, b1, b2, b3) if t == 0 else (a0, a1, a2, a3)
+                    c = _block_4x4(Rs, p0, p1, p2, p3, q0, q1, q2, q3, sd, one)
+                    if t == 0:
+                        for a in range(4):
+                            for b in range(4):
+                                gt[ii + a, jj + b] += np.int32(c[4 * a + b]) & 0xFFFF
+                    else:
+                        for a in range(4):
+                            for b in range(4):
+                                lt[ii + a, jj + b] += np.int32(c[4 * b + a]) & 0xFFFF
 
 
-@_jit(nogil=True, cache=True)
-def _dominance_range(
-    lo,
-    hi,
-    tid,
-    R,
-    rows,
-    cols,
-    n_rows,
-    n,
-    tasks,
-    T,
-    layout,
-    has_ties,
-    out,
-    kind,
-    add,
-    s_total,
-    s_real,
-    vmin,
-    vmax,
-):  # noqa: E501
+@numba.njit(inline="always")
+def _store_tile(
+    out, gt, lt, rows, cols, i0, i1, j0, j1, n, layout, has_ties, kind, add, s_total, s_real
+):  # fmt: skip
+    """Write the counts of one tile to ``out`` (see :func:`dominance_tiles`)."""
     inv = 1.0 / (2.0 * s_total)
+    for i in range(i0, i1):
+        if layout == 2:
+            jlo = j0
+            base = i * n
+        elif layout == 1:
+            jlo = max(j0, i + 1)
+            base = i * n - (i * (i + 1)) // 2 - i - 1
+        else:
+            jlo = max(j0, i + 1)
+            base = i * n
+        for j in range(jlo, j1):
+            g = gt[i - i0, j - j0]
+            lo_ = lt[i - i0, j - j0] if has_ties else s_real - g
+            if layout == 2 and rows[i] == cols[j]:
+                lo_ = g
+            if kind == 0:
+                out[base + j] = (s_total + g - lo_) * inv
+            elif kind == 1:
+                if add:
+                    out[base + j] += g
+                else:
+                    out[base + j] = g
+            elif add:
+                out[base + j] += s_real + g - lo_
+            else:
+                out[base + j] = s_real + g - lo_
+    if layout == 0:  # lower triangle, row by row
+        for j in range(j0, j1):
+            base = j * n
+            for i in range(i0, min(i1, j)):
+                g = gt[i - i0, j - j0]
+                lo_ = lt[i - i0, j - j0] if has_ties else s_real - g
+                if kind == 0:
+                    out[base + i] = (s_total + lo_ - g) * inv
+                elif add:
+                    out[base + i] += lo_
+                else:
+                    out[base + i] = lo_
+
+
+@_jit_avx2(nogil=True, cache=True)
+def _dominance_range_avx2(
+    lo, hi, tid, R, rows, cols, n_rows, n, tasks, T, layout, has_ties, out, kind, add, s_total,
+    s_real, vmin, vmax, one,
+):  # fmt: skip
     gt = np.empty((T, T), np.int32)
     lt = np.empty((T, T) if has_ties else (1, 1), np.int32)
     for p in range(lo, hi):
@@ -506,60 +755,53 @@ def _dominance_range(
         i1 = min(i0 + T, n_rows)
         j0 = bj * T
         j1 = min(j0 + T, n)
-        _tile_counts(
+        _tile_counts_avx2(
             R, rows, cols, i0, i1, j0, j1, layout != 2 and bi == bj, has_ties, gt, lt, vmin,
             vmax, s_real,
         )  # fmt: skip
-        for i in range(i0, i1):
-            if layout == 2:
-                jlo = j0
-                base = i * n
-            elif layout == 1:
-                jlo = max(j0, i + 1)
-                base = i * n - (i * (i + 1)) // 2 - i - 1
-            else:
-                jlo = max(j0, i + 1)
-                base = i * n
-            for j in range(jlo, j1):
-                g = gt[i - i0, j - j0]
-                lo_ = lt[i - i0, j - j0] if has_ties else s_real - g
-                if layout == 2 and rows[i] == cols[j]:
-                    lo_ = g
-                if kind == 0:
-                    out[base + j] = (s_total + g - lo_) * inv
-                elif kind == 1:
-                    if add:
-                        out[base + j] += g
-                    else:
-                        out[base + j] = g
-                elif add:
-                    out[base + j] += s_real + g - lo_
-                else:
-                    out[base + j] = s_real + g - lo_
-        if layout == 0:  # lower triangle, row by row
-            for j in range(j0, j1):
-                base = j * n
-                for i in range(i0, min(i1, j)):
-                    g = gt[i - i0, j - j0]
-                    lo_ = lt[i - i0, j - j0] if has_ties else s_real - g
-                    if kind == 0:
-                        out[base + i] = (s_total + lo_ - g) * inv
-                    elif add:
-                        out[base + i] += lo_
-                    else:
-                        out[base + i] = lo_
+        _store_tile(
+            out, gt, lt, rows, cols, i0, i1, j0, j1, n, layout, has_ties, kind, add, s_total,
+            s_real,
+        )  # fmt: skip
+
+
+@_jit512(nogil=True, cache=True)
+def _dominance_range_avx512(
+    lo, hi, tid, R, rows, cols, n_rows, n, tasks, T, layout, has_ties, out, kind, add, s_total,
+    s_real, vmin, vmax, one,
+):  # fmt: skip
+    gt = np.empty((T, T), np.int32)
+    lt = np.empty((T, T) if has_ties else (1, 1), np.int32)
+    for p in range(lo, hi):
+        bi = tasks[p, 0]
+        bj = tasks[p, 1]
+        i0 = bi * T
+        i1 = min(i0 + T, n_rows)
+        j0 = bj * T
+        j1 = min(j0 + T, n)
+        _tile_counts_avx512(
+            R, rows, cols, i0, i1, j0, j1, layout != 2 and bi == bj, has_ties, gt, lt, vmin,
+            vmax, s_real, one,
+        )  # fmt: skip
+        _store_tile(
+            out, gt, lt, rows, cols, i0, i1, j0, j1, n, layout, has_ties, kind, add, s_total,
+            s_real,
+        )  # fmt: skip
+
+
+_DOMINANCE_RANGES = {"avx2": _dominance_range_avx2, "avx512": _dominance_range_avx512}
 
 
 def dominance_tiles(
     R, rows, cols, n_rows, n, tasks, T, layout, has_ties, out, kind, add, s_total, s_real, vmin,
-    vmax,
+    vmax, kernel=None,
 ):  # fmt: skip
     """Exact pairwise counts or probabilities over tiles, on all threads.
 
     Output row ``i`` and column ``j`` refer to groups ``rows[i]`` and ``cols[j]`` (both padded
     to a multiple of 4 plus 4 with the index of an all-zero row of ``R``). ``R`` holds per-draw
     scores (``rank_draws`` mode 0) as ``(n_chunks, N + 1, chunk)``, unused draws zero. ``tasks``
-    lists the ``(row tile, column tile)`` pairs of edge ``T``.
+    lists the ``(row tile, column tile)`` pairs of edge ``T`` (a multiple of 4).
 
     ``layout``: 0 = square ``(n, n)`` over the tiles of the upper triangle, writing both
     triangles; 1 = condensed upper triangle (scipy order); 2 = rows ``(n_rows, n)``. ``out`` is
@@ -569,11 +811,17 @@ def dominance_tiles(
     :func:`finalize_diff`). ``add`` adds instead of writing. Counters are 16-bit in the inner
     loop: chunks of at most 65,535 draws. The diagonal is not written. ``s_real`` is the number
     of real draws in ``R``; ``vmin``/``vmax`` (from :func:`row_stats`) let blocks of pairs whose
-    scores never cross be filled without comparisons.
+    scores never cross be filled without comparisons. ``kernel`` names one of
+    :data:`DOMINANCE_KERNELS` (default :data:`DOMINANCE_KERNEL`); all give the same counts.
     """
+    func = _DOMINANCE_RANGES[DOMINANCE_KERNEL if kernel is None else kernel]
+    n_tasks = tasks.shape[0]
+    # About 64 hand-outs per thread: the last one is short, so a thread that finishes early (or
+    # loses its core to another process) waits little for the others.
+    batch = max(1, n_tasks // (64 * thread_count()))
     parallel_for(
-        _dominance_range, tasks.shape[0], R, rows, cols, n_rows, n, tasks, T, layout, has_ties,
-        out, kind, add, s_total, s_real, vmin, vmax,
+        func, n_tasks, R, rows, cols, n_rows, n, tasks, T, layout, has_ties, out, kind, add,
+        s_total, s_real, vmin, vmax, np.int16(1), batch=batch,
     )  # fmt: skip
 
 

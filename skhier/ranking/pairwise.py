@@ -13,7 +13,6 @@ from skhier.ranking._inputs import (
     MAX_SUBCHUNK,
     NUMPY_MAX_COMPARISONS,
     RANK_BUFFER_BYTES,
-    TILE,
     _as_2d,
     _check_backend,
     _check_finite_numpy,
@@ -43,6 +42,15 @@ def _np_better_counts(key, rows):
     return gt, lt
 
 
+def _aligned_empty(shape, dtype, align=64):
+    """``numpy.empty`` whose data starts on an ``align``-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + align, dtype=np.uint8)
+    start = -buf.ctypes.data % align
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
 def _tile_tasks(n_rows, n_cols, tile, upper):
     nr = -(-n_rows // tile)
     nc = -(-n_cols // tile)
@@ -65,17 +73,21 @@ def _numba_dominance(x2, ascending, by_rank, k, out, counts, condensed, buffer_b
     """
     K = _load_kernels()
     S, N = x2.shape
-    tile = TILE
     rdt = np.int16 if N <= 32_767 else np.int32
     itemsize = np.dtype(rdt).itemsize
     chunk = max(16, int(buffer_bytes // ((N + 1) * itemsize)) // 16 * 16)
     if chunk >= S:
         chunk = S
     sub = min(chunk, MAX_SUBCHUNK)
+    # Rows of whole 64-byte lines, starting on one: the kernel's vector loads never straddle two
+    # cache lines (the padding draws are zero in every row, and equal scores never count).
+    line = 64 // itemsize
+    sub = -(-sub // line) * line if sub == S else max(line, sub // line * line)
     chunk = max(sub, chunk // sub * sub)
+    tile = K.dominance_tile(sub * itemsize)  # the rows of a tile pair stay in L2
     nsub = -(-chunk // sub)
     n_pass = -(-S // chunk)
-    R = np.empty((nsub, N + 1, sub), dtype=rdt)
+    R = _aligned_empty((nsub, N + 1, sub), rdt)
     R[:, N, :] = 0
     need_order = by_rank or k is not None
 
@@ -244,16 +256,17 @@ def dominance(
     -----
     The draws are first turned into exact per-draw integer scores (the number of groups worse in
     that draw, by radix sort), then every pair is compared once over all draws by a compiled
-    kernel (4x4 register blocks over 64x64 tiles of the upper triangle, 16-bit counters, all numba
-    threads); both ``D[i, j]`` and ``D[j, i]`` come from that one count. Blocks of groups whose
-    scores never cross (their posterior draws never overlap) are filled with 0 or 1 without
-    comparing, which is exact and makes well-separated posteriors much faster. Ties cost a second
-    pass only where a draw has ties. Memory: the output plus 2 bytes per group and draw (at most
-    ``RANK_BUFFER_BYTES``; beyond it the draws are processed in passes accumulated into the
-    output); nothing of size ``(S, N, N)`` is ever built. At N = 13,000 groups x 4,000 draws
-    (float32 output of 0.68 GB) it takes about 4 s on two cores here, about 140 times faster than
-    the best chunked numpy; ``top_k=100`` about 0.5 s, mostly the exact ranking of every draw that
-    picks the rows (``benchmarks/bench_dominance.py``).
+    kernel (register blocks sized for the CPU's vector registers, 4x4 blocks of 512-bit vectors
+    with AVX-512 and 2x4 blocks of 256-bit vectors with AVX2, over tiles of the upper triangle
+    that fit the L2 cache, 16-bit counters, all threads); both ``D[i, j]`` and ``D[j, i]`` come
+    from that one count. Blocks of groups whose scores never cross (their posterior draws never
+    overlap) are filled with 0 or 1 without comparing, which is exact and makes well-separated
+    posteriors much faster. Ties cost a second pass only where a draw has ties. Memory: the
+    output plus 2 bytes per group and draw (at most ``RANK_BUFFER_BYTES``; beyond it the draws
+    are processed in passes accumulated into the output); nothing of size ``(S, N, N)`` is ever
+    built. At N = 13,000 groups x 4,000 draws (float32 output of 0.68 GB) it takes about 4 s on
+    two cores here, about 140 times faster than the best chunked numpy; ``top_k=100`` about 0.5 s,
+    mostly the exact ranking of every draw that picks the rows (``benchmarks/bench_dominance.py``).
 
     Examples
     --------

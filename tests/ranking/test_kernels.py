@@ -241,7 +241,11 @@ def test_rank_mcse_uses_the_diagnostics_mcse():
 
 
 def test_256_bit_codegen_even_if_numba_was_used_first():
-    """The kernels get +prefer-256-bit although another library compiled with numba first."""
+    """The kernels get their own LLVM features although another library compiled with numba first.
+
+    The ranking kernels: +prefer-256-bit; the dominance kernels: 512-bit vectors for "avx512",
+    256-bit vectors without AVX-512 for "avx2"; numba's own target is left alone.
+    """
     code = textwrap.dedent(
         """
         import numba, numpy as np
@@ -251,9 +255,14 @@ def test_256_bit_codegen_even_if_numba_was_used_first():
         other(1)
         from numba.core.registry import cpu_target
         from skhier.ranking import _kernels as K
-        assert "prefer-256-bit" not in cpu_target.target_context.codegen()._tm_features
-        ctx = K._tile_counts.targetctx
-        print(K.VECTOR_WIDTH, "+prefer-256-bit" in ctx.codegen()._tm_features)
+        base = cpu_target.target_context.codegen()._tm_features
+        assert "prefer-256-bit" not in base and "-avx512f" not in base
+        def features(disp):
+            return disp.targetctx.codegen()._tm_features.split(",")
+        print(K.VECTOR_WIDTH, "+prefer-256-bit" in features(K._rank_range))
+        print("-prefer-256-bit" in features(K._tile_counts_avx512))
+        avx2 = features(K._tile_counts_avx2)
+        print("-avx512f" in avx2 and "+prefer-256-bit" in avx2)
         """
     )
     env = dict(os.environ, SKHIER_NUMBA_VECTOR_WIDTH="256")
@@ -262,7 +271,50 @@ def test_256_bit_codegen_even_if_numba_was_used_first():
     )
     if K.VECTOR_WIDTH == "native":
         pytest.skip("not an x86 host")
-    assert out.stdout.split() == ["256", "True"]
+    assert out.stdout.split() == ["256", "True", "True", "True"]
+
+
+@pytest.mark.parametrize("kind", ["continuous", "rounded"])
+def test_every_dominance_kernel_gives_the_same_counts(kind):
+    """Each register blocking (forced, whatever the CPU) counts exactly, on every tile edge."""
+    assert K.DOMINANCE_KERNEL in K.DOMINANCE_KERNELS
+    rng = np.random.default_rng(14)
+    S, N = 83, 70  # neither a multiple of a vector's lanes nor of a block
+    x = make_draws(rng, (1, S, N), kind)[0]
+    R = np.zeros((1, N + 1, S), np.int16)
+    _, ties, _ = K.rank_draws(np.ascontiguousarray(x), False, R, 0)
+    assert bool(ties.any()) == (kind == "rounded")
+    gt, _ = brute_counts(x)
+    np.fill_diagonal(gt, 0)
+    sums, vmin, vmax = K.row_stats(R, N, S)
+    cols = dominance_module._pad4(np.arange(N), N)
+    rows = dominance_module._pad4(np.arange(N)[::-1][:13], N)  # top-k rows in another order
+    for kernel in K.DOMINANCE_KERNELS:
+        for tile in (16, 24, 64):
+            tasks = dominance_module._tile_tasks(N, N, tile, upper=True)
+            out = np.zeros((N, N), np.uint16)
+            K.dominance_tiles(
+                R, cols, cols, N, N, tasks, tile, 0, ties.any(), out.reshape(-1), 1, False, S, S,
+                vmin, vmax, kernel=kernel,
+            )  # fmt: skip
+            np.testing.assert_array_equal(out, gt, err_msg=f"{kernel}, tile {tile}")
+            tasks = dominance_module._tile_tasks(13, N, tile, upper=False)
+            top = np.zeros((13, N), np.uint16)
+            K.dominance_tiles(
+                R, rows, cols, 13, N, tasks, tile, 2, ties.any(), top.reshape(-1), 1, False, S, S,
+                vmin, vmax, kernel=kernel,
+            )  # fmt: skip
+            expected = gt[np.arange(N)[::-1][:13]]
+            expected[np.arange(13), np.arange(N)[::-1][:13]] = 0
+            np.testing.assert_array_equal(top, expected, err_msg=f"{kernel} rows, tile {tile}")
+
+
+def test_dominance_tile_fits_l2():
+    assert K.dominance_tile(8000, l2_bytes=2 << 20) == 64
+    assert K.dominance_tile(8000, l2_bytes=512 << 10) == 24
+    assert K.dominance_tile(10**6, l2_bytes=1 << 20) == 16
+    edge = K.dominance_tile(8000)
+    assert 16 <= edge <= 64 and edge % 8 == 0
 
 
 def test_import_skhier_does_not_import_numba():
