@@ -16,6 +16,8 @@ import numbers
 
 import numpy as np
 
+from skhier.diagnostics.verdict import _fmt
+
 __all__ = [
     "DEFAULT_ROWS",
     "diagnostics_html",
@@ -57,21 +59,8 @@ def _e(value) -> str:
 
 
 def _num(value, digits: int = 3) -> str:
-    """Format a number for display (n/a for missing values, thousands separators)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    value = float(value)
-    if math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
+    """Format a number for display (the diagnostics' format, decimals kept below 1,000)."""
+    return _fmt(value, digits, grouped_from=1000)
 
 
 def _plural(n: int, word: str) -> str:

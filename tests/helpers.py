@@ -6,6 +6,23 @@ import pandas as pd
 
 FORUM = "Ht ~ 0 + H0:(1|gene/sgRNA)"
 
+#: The numeric columns of ``LOOSearchCV.cv_results_`` (besides the times).
+LOO_NUMERIC = (
+    "elpd_loo",
+    "se",
+    "p_loo",
+    "n_k_good",
+    "n_k_ok",
+    "n_k_bad",
+    "n_k_very_bad",
+    "n_refit_rows",
+    "n_refits",
+    "elpd_diff",
+    "dse",
+    "weight",
+    "rank_test_score",
+)
+
 
 def small_kwargs(**kw):
     """Cheap sampler settings for tests that fit many times.

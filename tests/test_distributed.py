@@ -21,28 +21,13 @@ from skhier import (
     fit_many,
 )
 from skhier._parallel import available_cores, n_threads, resolve_n_jobs
-from tests.helpers import FORUM, small_kwargs
+from tests.helpers import FORUM, LOO_NUMERIC, small_kwargs
 
 # Relative tolerance between a worker's result and this process's: the kernels and seeds are
 # the same, but BLAS may use a different number of threads in the workers (Dask sets
 # OMP_NUM_THREADS=1 there), which may change the last bits of a sum.
 RTOL = 1e-10
 POOLINGS = ["complete", "partial"]
-LOO_NUMERIC = (
-    "elpd_loo",
-    "se",
-    "p_loo",
-    "n_k_good",
-    "n_k_ok",
-    "n_k_bad",
-    "n_k_very_bad",
-    "n_refit_rows",
-    "n_refits",
-    "elpd_diff",
-    "dse",
-    "weight",
-    "rank_test_score",
-)
 
 
 @pytest.fixture(scope="module")

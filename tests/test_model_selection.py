@@ -25,24 +25,9 @@ from skhier.model_selection import (
     make_lpd_scorer,
 )
 from skhier.scoring import ParetoKWarning, pointwise_log_likelihood
-from tests.helpers import COUNT_FORMULA, FORUM, count_frame, small_kwargs
+from tests.helpers import COUNT_FORMULA, FORUM, LOO_NUMERIC, count_frame, small_kwargs
 
 POOLINGS = ["complete", "partial", "none"]
-NUMERIC = (
-    "elpd_loo",
-    "se",
-    "p_loo",
-    "n_k_good",
-    "n_k_ok",
-    "n_k_bad",
-    "n_k_very_bad",
-    "n_refit_rows",
-    "n_refits",
-    "elpd_diff",
-    "dse",
-    "weight",
-    "rank_test_score",
-)
 
 
 def ranker(**kw):
@@ -110,7 +95,7 @@ def test_cv_results_are_consistent(screen, search):
     assert res["params"] == [{"pooling": p} for p in POOLINGS]
     assert isinstance(res["param_pooling"], np.ma.MaskedArray)
     assert res["param_pooling"].tolist() == POOLINGS
-    for key in NUMERIC + ("fit_time", "score_time", "refit_time"):
+    for key in LOO_NUMERIC + ("fit_time", "score_time", "refit_time"):
         assert res[key].shape == (3,), key
     # "best": the highest elpd, its difference and dse 0, every other difference positive
     assert best == int(np.argmax(res["elpd_loo"]))
@@ -172,7 +157,7 @@ def test_one_se_rule_and_refit_false(screen, search, caplog):
     assert len(logged) == 3 and logged[0].startswith("skhier: candidate 1/3 {'pooling'")
     res = one.cv_results_
     # the same fits (same seeds) give the same scores; only the choice differs
-    for key in NUMERIC:
+    for key in LOO_NUMERIC:
         np.testing.assert_allclose(res[key], search.cv_results_[key], err_msg=key)
     within = np.flatnonzero(res["elpd_diff"] <= res["dse"])
     assert one.best_index_ == within[0]
@@ -316,7 +301,7 @@ def test_parallel_equals_sequential(tiny):
     par = LOOSearchCV(ranker(), grid, n_jobs=2, **kw).fit(tiny)
     assert seq.cv_results_["n_refits"].sum() > 0  # the refits ran in parallel too
     assert par.best_params_ == seq.best_params_
-    for key in NUMERIC:
+    for key in LOO_NUMERIC:
         np.testing.assert_allclose(
             par.cv_results_[key], seq.cv_results_[key], rtol=1e-12, err_msg=key
         )

@@ -25,7 +25,8 @@ CHECK_COLUMNS = ("check", "value", "threshold", "passed", "status", "severity", 
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(value, digits: int = 3) -> str:
+def _fmt(value, digits: int = 3, grouped_from: float = 100) -> str:
+    """Format a number: n/a if missing, thousands separators and no decimals from grouped_from."""
     if value is None:
         return "n/a"
     if isinstance(value, (bool, np.bool_)):
@@ -37,7 +38,7 @@ def _fmt(value, digits: int = 3) -> str:
         return "n/a"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if abs(value) >= 100:
+    if abs(value) >= grouped_from:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
