@@ -55,7 +55,6 @@ import ctypes
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -65,6 +64,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from _machine import build_c, cpu_info, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dominance_ref.c")
@@ -80,18 +80,8 @@ DEFAULT_METHODS = (
 # --------------------------------------------------------------------------------------------
 def build_ref(flags, out_dir):
     """Compile ``dominance_ref.c`` with ``flags``; return ``(path, None)`` or ``(None, why)``."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        return None, "gcc not found: the C reference kernel is skipped"
-    if platform.machine().lower() not in {"x86_64", "amd64"}:
-        return None, f"the C reference needs x86-64 with AVX2 (this is {platform.machine()})"
     tag = "native" if not flags else "avx2"
-    path = os.path.join(out_dir, f"dominance_ref_{tag}.so")
-    cmd = [gcc, "-O3", "-march=native", *flags, "-shared", "-fPIC", "-pthread", "-o", path]
-    proc = subprocess.run([*cmd, REF_SOURCE], capture_output=True, text=True)
-    if proc.returncode:
-        return None, f"{' '.join(cmd)} failed: {proc.stderr.strip()[-500:]}"
-    return path, None
+    return build_c(REF_SOURCE, os.path.join(out_dir, f"dominance_ref_{tag}.so"), flags)
 
 
 def load_ref(path):
@@ -363,26 +353,6 @@ def check_ref(libs):
             if not np.array_equal(out, expected):
                 failures.append(f"{name} on S={S}, N={N}, ties={has_ties}")
     return failures
-
-
-def cpu_info():
-    """``(model, isa flags present, number of cores)`` from /proc/cpuinfo."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            text = fh.read()
-        m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-        model = m.group(1).strip() if m else model
-        m = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
-        flags = set(m.group(1).split()) if m else set()
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512bw", "avx512vl") if f in flags]
-    return model, isa, len(os.sched_getaffinity(0))
-
-
-def load():
-    return os.getloadavg()[0]
 
 
 def run_method(method, args, lib_paths):

@@ -8,18 +8,26 @@ and peak RSS. Ratios are against Bambi + nutpie measured in the same run.
 Usage::
 
     python benchmarks/bench_engine.py                 # 50,000 rows: skhier (nutpie) only
-    python benchmarks/bench_engine.py --bambi         # + Bambi with nutpie and with PyMC (~7 min)
+    python benchmarks/bench_engine.py --bambi         # + Bambi with nutpie, warm and cold (~4 min)
+    python benchmarks/bench_engine.py --pymc          # + Bambi with PyMC's NUTS (~10 min)
     python benchmarks/bench_engine.py --full          # + the full design, 650,000 rows
+
+"cold caches" runs use empty numba and PyTensor cache folders (a first fit after installing:
+compilation included); the "x bambi" column compares warm with warm and cold with cold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+
+from _machine import machine_line
 
 FORMULA_SKHIER = "Ht ~ 0 + H0:(1|gene/sgRNA)"
 FORMULA_BAMBI = "Ht ~ 0 + H0 + (0 + H0|gene) + (0 + H0|sgRNA)"
@@ -108,12 +116,19 @@ def run_one(config: dict) -> dict:
 
 
 def spawn(config: dict) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        if config.get("cold"):  # empty numba and PyTensor caches: what a first fit meets
+            env["NUMBA_CACHE_DIR"] = os.path.join(tmp, "numba")
+            flags = env.get("PYTENSOR_FLAGS", "")
+            env["PYTENSOR_FLAGS"] = f"{flags},compiledir={os.path.join(tmp, 'pytensor')}".strip(",")
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode or not lines:
         return {"error": (out.stderr or out.stdout)[-500:]}
@@ -124,7 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--bambi", action="store_true", help="also time Bambi's own model")
+    parser.add_argument("--bambi", action="store_true", help="also time Bambi's model (nutpie)")
+    parser.add_argument("--pymc", action="store_true", help="also Bambi's model with PyMC NUTS")
     parser.add_argument("--full", action="store_true", help="also fit the full 650,000-row design")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,7 +153,11 @@ def main() -> None:
         (
             "skhier collapsed, nutpie",
             {**small, "engine": "skhier", "sampler": "nutpie", "chains": 2},
-        )
+        ),
+        (
+            "skhier, first fit (cold caches)",
+            {**small, "engine": "skhier", "sampler": "nutpie", "chains": 2, "cold": True},
+        ),
     ]
     if args.bambi:
         configs += [
@@ -146,10 +166,17 @@ def main() -> None:
                 {**small, "engine": "bambi", "sampler": "nutpie", "chains": 2},
             ),
             (
-                "bambi defaults, PyMC NUTS",
-                {**small, "engine": "bambi", "sampler": "pymc", "chains": 2},
+                "bambi, nutpie, cold caches",
+                {**small, "engine": "bambi", "sampler": "nutpie", "chains": 2, "cold": True},
             ),
         ]
+    if args.pymc:
+        configs.append(
+            (
+                "bambi defaults, PyMC NUTS",
+                {**small, "engine": "bambi", "sampler": "pymc", "chains": 2},
+            )
+        )
     if args.full:
         configs.append(
             (
@@ -163,18 +190,23 @@ def main() -> None:
         results.append((name, config, res))
         print(f"done: {name}", file=sys.stderr)
     base = next((r for n, _, r in results if n == "bambi defaults, nutpie" and "wall_s" in r), None)
+    cold_base = next(
+        (r for n, _, r in results if n == "bambi, nutpie, cold caches" and "wall_s" in r), None
+    )
     header = (
         f"{'configuration':34s} {'rows':>8s} {'chains':>6s} {'wall s':>8s} {'R-hat':>6s} "
         f"{'bulk ESS':>9s} {'tail ESS':>9s} {'div':>4s} {'ESS/s':>8s} {'peak GB':>8s} "
         f"{'x bambi':>8s}"
     )
+    print(machine_line())
     print(header)
     print("-" * len(header))
     for name, config, r in results:
         if "error" in r:
             print(f"{name:34s} ERROR {r['error']}")
             continue
-        ratio = f"{r['ess_per_s'] / base['ess_per_s']:8.0f}" if base else f"{'-':>8s}"
+        ref = cold_base if config.get("cold") else base
+        ratio = f"{r['ess_per_s'] / ref['ess_per_s']:8.0f}" if ref else f"{'-':>8s}"
         print(
             f"{name:34s} {r['rows']:8d} {config['chains']:6d} {r['wall_s']:8.1f} "
             f"{r['rhat_max']:6.3f} {r['ess_bulk_min']:9.0f} {r['ess_tail_min']:9.0f} "

@@ -3,10 +3,17 @@
 The same algebra as :mod:`skhier.engine.tree` (information-form messages integrated along
 the tree of levels, finest first), written as one compiled function that also carries the
 derivatives of every message with respect to each sampled scale (forward mode: one extra copy
-of the messages per scale, a handful for a hierarchy). nutpie samples it directly
-(:func:`nutpie.compiled_pyfunc.from_pyfunc`): the function is compiled once and cached on disk,
-so a fit pays no per-model compilation (nutpie's compilation of the equivalent PyMC graph takes
-about 9 s, longer than sampling the full 650,000-row screen).
+of the messages per scale, a handful for a hierarchy). nutpie samples it directly through a C
+entry point (:func:`c_function`, reading the model's arrays through :func:`kernel_table`): no
+Python and no GIL per gradient. The functions are compiled once and cached on disk, so a fit
+pays no per-model compilation (nutpie's compilation of the equivalent PyMC graph takes about
+9 s, longer than sampling the full 650,000-row screen).
+
+For one predictor column (``y ~ 0 + x:(1|gene/sgRNA)``, a count screen's treatment effect) a
+node's message is two numbers and the kernel is a few plain loops: the cells' pass keeps a
+parent's running sums in registers while consecutive cells share it and turns the
+log-determinants into the log of a running product (one ``log`` per few hundred cells); it runs
+at the speed of a plain C loop doing the same arithmetic (``benchmarks/bench_full_fit.py``).
 
 Derivatives of one integration step (``S = diag(tau)`` on the level's columns ``c``,
 ``A = I + S P_cc S``, ``V = S A^-1 S``): ``P' = P - P_:c V P_c:``, ``h' = h - P_:c V h_c``,
@@ -18,12 +25,14 @@ This module imports numba; :mod:`skhier.engine.compiled` imports it only when nu
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
-__all__ = ["log_marginal_grad", "log_density"]
+__all__ = ["c_function", "kernel_table", "log_density", "log_marginal_grad"]
 
 LOG2PI = math.log(2.0 * math.pi)
 
@@ -309,99 +318,148 @@ def _messages(n_nodes, q, m):
     )
 
 
-@_jit
-def _messages_q1(n_nodes, m):
-    """Zeroed one-column messages of ``n_nodes`` nodes and their derivatives in ``m`` scales."""
-    return (
-        np.zeros(n_nodes),
-        np.zeros(n_nodes),
-        np.zeros(n_nodes),
-        np.zeros((m, n_nodes)),
-        np.zeros((m, n_nodes)),
-        np.zeros((m, n_nodes)),
-    )
+#: A running product of factors in (0, 1] is turned into its log before it can underflow.
+_TINY = 1e-250
 
 
 @_jit_inline
-def _direction_q1(ds, s, s2t, pcc, hc, Ai, V, dpcc, dhc, dcc):
-    """Return what one gradient direction of a node's message adds to its parent's (q = 1).
-
-    The node's message is ``pcc``, ``hc`` (with ``Ai = 1 / (1 + s2t pcc)`` and ``V = s2t Ai``
-    for the prior sd ``s`` being integrated, ``s2t = s**2``) and its derivatives in this
-    direction are ``dpcc``, ``dhc``, ``dcc``; ``ds`` is 1 when the direction is ``s`` itself.
-    Returns the increments of the parent's ``dP``, ``dh`` and ``dc``.
-    """
-    dA = 2.0 * ds * s * pcc + s2t * dpcc
-    dV = 2.0 * ds * s * Ai - s2t * Ai * Ai * dA
-    dPv = dpcc * V + pcc * dV
-    return (
-        dpcc - dPv * pcc - pcc * V * dpcc,
-        dhc - dPv * hc - pcc * V * dhc,
-        dcc + V * hc * dhc + 0.5 * dV * hc * hc - 0.5 * Ai * dA,
-    )
+def _add_run(sums, g, a, b, c, d, e, f):
+    """Add a run of cells' six sums to parent ``g``'s."""
+    sums[0, g] += a
+    sums[1, g] += b
+    sums[2, g] += c
+    sums[3, g] += d
+    sums[4, g] += e
+    sums[5, g] += f
 
 
 @_jit
-def _integrate_cells_q1(sigma_index, sigma, WW, Wy, n, yy, parent, n_parent, sidx, s, m):
+def _cells_q1(sigma, sigma_index, s, sidx, WW, Wy, n, yy, parent, n_parent, dc):
     """Build the cells' messages and integrate them into their parents in one pass (q = 1).
 
     Cell ``i``'s parent is ``parent[i]`` (every cell's is 0 when ``parent`` is empty); ``s`` is
     the prior sd integrated at this level (0 sums the cells into the root: no group level).
-    A cell's message depends on the data and ``sigma`` alone, so only two directions of the
-    gradient are non-zero at this level: ``sigma`` (when sampled) and the level's own scale
-    (when sampled), not every scale. No cell-level array is stored: the pass reads the
-    statistics once. The constants ``c`` of the messages (and their derivatives) only ever add
-    up on the way to the root, so the cells' share is summed once and given to parent 0; the
-    log-determinants are summed as the log of a running product (one ``log`` per few hundred
-    cells instead of one per cell).
+    Returns the parents' messages ``P``, ``h`` and their derivatives ``dP``, ``dh`` (m, parents),
+    and the cells' share of the constant ``c``, whose derivatives are added to ``dc``.
+
+    With ``p = WW / sigma**2``, ``h = Wy / sigma**2`` and ``a = 1 / (1 + s**2 p)``, a cell adds
+    ``p a`` and ``h a`` to its parent's message; the derivatives in ``sigma`` and ``s`` (the
+    only non-zero ones at this level) are ``-2 / sigma`` times ``p a**2``, ``h a**2`` and
+    ``-2 s`` times ``(p a)**2``, ``p h a**2``; the constants (and their derivatives) only add up
+    on the way to the root, so they are summed over all cells. The loop keeps the running sums
+    of a parent in registers while consecutive cells share it (cells come sorted by parent) and
+    sums the log-determinants as the log of a running product: no scatter per cell, one ``log``
+    per few hundred cells.
     """
+    m = dc.shape[0]
+    n_cells = Wy.shape[0]
     s2 = sigma * sigma
     inv_s2 = 1.0 / s2
-    inv_sigma = 1.0 / sigma
-    c_norm = LOG2PI + math.log(s2)
     s2t = s * s
-    oP, oh, oc, odP, odh, odc = _messages_q1(n_parent, m)
-    c_sum = 0.0
-    log_ai = 0.0
-    prod = 1.0
-    dc_s = 0.0
-    dc_sigma = 0.0
+    sums = np.zeros((6, n_parent))
     to_parents = parent.shape[0] > 0
-    for i in range(Wy.shape[0]):
+    run = parent[0] if to_parents and n_cells > 0 else 0
+    rP = rh = rP2 = rh2 = rPP = rPh = 0.0
+    s_hY = s_YY = s_X = s_n = s_yy = 0.0
+    prod = 1.0
+    log_a = 0.0
+    for i in range(n_cells):
         g = parent[i] if to_parents else 0
-        pcc = WW[i, 0, 0] * inv_s2
+        if g != run:
+            _add_run(sums, run, rP, rh, rP2, rh2, rPP, rPh)
+            rP = rh = rP2 = rh2 = rPP = rPh = 0.0
+            run = g
+        p = WW[i, 0, 0] * inv_s2
         hc = Wy[i, 0] * inv_s2
-        Ai = 1.0 / (1.0 + s2t * pcc)
-        V = s2t * Ai
-        oP[g] += pcc * Ai
-        oh[g] += hc * Ai
-        c_sum += 0.5 * V * hc * hc - 0.5 * (n[i] * c_norm + yy[i] * inv_s2)
-        prod *= Ai
-        if prod < 1e-250:  # Ai is in (0, 1]: flush before the product underflows
-            log_ai += math.log(prod)
+        a = 1.0 / (1.0 + s2t * p)
+        X = p * a
+        Y = hc * a
+        rP += X
+        rh += Y
+        rP2 += X * a
+        rh2 += Y * a
+        rPP += X * X
+        rPh += X * Y
+        s_hY += hc * Y
+        s_YY += Y * Y
+        s_X += X
+        s_n += n[i]
+        s_yy += yy[i]
+        prod *= a
+        if prod < _TINY:
+            log_a += math.log(prod)
             prod = 1.0
-        if sidx >= 0:
-            # the level's scale: _direction_q1(1, ...) with the cell's own derivatives 0,
-            # simplified by hand (dA = 2 s pcc, dV = 2 s Ai^2); the hot loop of a count screen
-            dV = 2.0 * s * Ai * Ai
-            dPv = pcc * dV
-            odP[sidx, g] -= dPv * pcc
-            odh[sidx, g] -= dPv * hc
-            dc_s += 0.5 * dV * hc * hc - s * pcc * Ai
-        if sigma_index >= 0:  # sigma: the cell's own message moves
-            dp, dh, dc = _direction_q1(
-                0.0, s, s2t, pcc, hc, Ai, V, -2.0 * pcc * inv_sigma, -2.0 * hc * inv_sigma,
-                (yy[i] * inv_s2 - n[i]) * inv_sigma,
-            )  # fmt: skip
-            odP[sigma_index, g] += dp
-            odh[sigma_index, g] += dh
-            dc_sigma += dc
-    oc[0] += c_sum + 0.5 * (log_ai + math.log(prod))
+    if n_cells > 0:
+        _add_run(sums, run, rP, rh, rP2, rh2, rPP, rPh)
+    P, h, P2, h2, PP, Ph = sums[0], sums[1], sums[2], sums[3], sums[4], sums[5]
+    log_a += math.log(prod)
+    dP = np.zeros((m, n_parent))
+    dh = np.zeros((m, n_parent))
     if sidx >= 0:
-        odc[sidx, 0] += dc_s
+        for g in range(n_parent):
+            dP[sidx, g] = -2.0 * s * PP[g]
+            dh[sidx, g] = -2.0 * s * Ph[g]
+        dc[sidx] += s * (s_YY - s_X)
     if sigma_index >= 0:
-        odc[sigma_index, 0] += dc_sigma
-    return oP, oh, oc, odP, odh, odc
+        for g in range(n_parent):
+            dP[sigma_index, g] = -2.0 / sigma * P2[g]
+            dh[sigma_index, g] = -2.0 / sigma * h2[g]
+        dc[sigma_index] += (s_yy * inv_s2 - s_n - s2t * (s_hY + s_YY - s_X)) / sigma
+    c = 0.5 * s2t * s_hY - 0.5 * (s_n * (LOG2PI + math.log(s2)) + s_yy * inv_s2) + 0.5 * log_a
+    return P, h, dP, dh, c
+
+
+@_jit
+def _level_q1(P, h, dP, dh, parent, n_parent, s, sidx, active, dc):
+    """Integrate one level's coefficient (prior sd ``s``) out of its nodes' messages (q = 1).
+
+    Node ``i`` (message ``P[i]``, ``h[i]``, derivatives ``dP[:, i]``, ``dh[:, i]``) goes to
+    parent ``parent[i]`` (0 when ``parent`` is empty). ``sidx`` is the index of ``s`` among the
+    derivatives (-1: fixed); directions with ``active`` False are zero and skipped. Returns the
+    parents' messages and derivatives and the level's share of the constant ``c``, whose
+    derivatives are added to ``dc``.
+
+    With ``a = 1 / (1 + s**2 P)``: ``P' = P a``, ``h' = h a``,
+    ``c' = s**2 a h**2 / 2 + log(a) / 2``; in a direction with ``dA = 2 s P [s moves] +
+    s**2 dP``: ``dP' = a dP - a**2 P dA``, ``dh' = a dh - a**2 h dA`` and ``dc' = s a h**2 [s
+    moves] - s**2 a**2 h**2 dA / 2 + s**2 a h dh - a dA / 2``.
+    """
+    m = dc.shape[0]
+    s2 = s * s
+    oP = np.zeros(n_parent)
+    oh = np.zeros(n_parent)
+    odP = np.zeros((m, n_parent))
+    odh = np.zeros((m, n_parent))
+    to_parents = parent.shape[0] > 0
+    c = 0.0
+    prod = 1.0
+    log_a = 0.0
+    for i in range(P.shape[0]):
+        g = parent[i] if to_parents else 0
+        p = P[i]
+        hc = h[i]
+        a = 1.0 / (1.0 + s2 * p)
+        oP[g] += p * a
+        oh[g] += hc * a
+        c += 0.5 * s2 * a * hc * hc
+        prod *= a
+        if prod < _TINY:
+            log_a += math.log(prod)
+            prod = 1.0
+        for q in range(m):
+            if not active[q]:
+                continue
+            own = q == sidx
+            dA = (2.0 * s * p if own else 0.0) + s2 * dP[q, i]
+            odP[q, g] += a * dP[q, i] - a * a * p * dA
+            odh[q, g] += a * dh[q, i] - a * a * hc * dA
+            dc[q] += (
+                (s * a * hc * hc if own else 0.0)
+                - 0.5 * s2 * a * a * hc * hc * dA
+                + s2 * a * hc * dh[q, i]
+                - 0.5 * a * dA
+            )
+    return oP, oh, odP, odh, c + 0.5 * (log_a + math.log(prod))
 
 
 @_jit
@@ -417,15 +475,16 @@ def _log_marginal_grad_q1(
 ):
     """:func:`log_marginal_grad` for one predictor column (q = 1, one coefficient per level).
 
-    Every message is three numbers a node (``P``, ``h``, ``c``) and their derivatives, so the
-    arrays are one-dimensional and the loops plain: about five times faster than the general
-    kernel (the forum's ``y ~ 0 + x:(1|a/b)`` and intercept-only hierarchies are this case).
+    Every message is two numbers a node (``P``, ``h``) and their derivatives, and the
+    constants add up at the root, so the arrays are one-dimensional and the loops plain: the
+    forum's ``y ~ 0 + x:(1|a/b)`` and intercept-only hierarchies are this case.
     """
     m = theta.shape[0]
     sigma = theta[sigma_index] if sigma_index >= 0 else sigma_fixed
     active = np.zeros(m, dtype=np.bool_)
     if sigma_index >= 0:
         active[sigma_index] = True
+    dc = np.zeros(m)
     n_levels = level_nodes.shape[0]
     # the finest level integrated straight from the cells' statistics (none: summed to the root)
     t = n_levels - 1
@@ -436,8 +495,8 @@ def _log_marginal_grad_q1(
     lo = parent_offsets[t] if t > 0 else 0
     hi = parent_offsets[t + 1] if t > 0 else 0
     n_parent = level_nodes[t - 1] if t > 0 else 1
-    P, h, c, dP, dh, dc = _integrate_cells_q1(
-        sigma_index, sigma, WW, Wy, n, yy, parents[lo:hi], n_parent, sidx, s, m
+    P, h, dP, dh, c = _cells_q1(
+        sigma, sigma_index, s, sidx, WW, Wy, n, yy, parents[lo:hi], n_parent, dc
     )
     for t in range(max(n_levels - 2, -1), -2, -1):
         # t >= 0: integrate level t's coefficient; t == -1: the common coefficient (if any).
@@ -447,45 +506,26 @@ def _log_marginal_grad_q1(
             if sidx >= 0:
                 active[sidx] = True
             n_parent = level_nodes[t - 1] if t > 0 else 1
+            lo = parent_offsets[t] if t > 0 else 0
+            hi = parent_offsets[t + 1] if t > 0 else 0
         else:
             if common_cols.shape[0] == 0:
                 break
             sidx = -1
             s = s0[0]
             n_parent = 1
+            lo = hi = 0
             # shift to the prior mean: b = mu0 + d
             g0 = mu0[0]
-            c[0] += -0.5 * P[0] * g0 * g0 + g0 * h[0]
+            c += -0.5 * P[0] * g0 * g0 + g0 * h[0]
             h[0] -= P[0] * g0
             for p in range(m):
-                dc[p, 0] += -0.5 * dP[p, 0] * g0 * g0 + g0 * dh[p, 0]
+                dc[p] += -0.5 * dP[p, 0] * g0 * g0 + g0 * dh[p, 0]
                 dh[p, 0] -= dP[p, 0] * g0
-        s2t = s * s
-        oP, oh, oc, odP, odh, odc = _messages_q1(n_parent, m)
-        lo = parent_offsets[t] if t > 0 else 0
-        for i in range(P.shape[0]):
-            g = parents[lo + i] if t > 0 else 0
-            pcc = P[i]
-            hc = h[i]
-            A = 1.0 + s2t * pcc
-            Ai = 1.0 / A
-            V = s2t * Ai
-            for p in range(m):
-                if not active[p]:
-                    continue
-                ds = 1.0 if sidx == p else 0.0
-                a, b, e = _direction_q1(ds, s, s2t, pcc, hc, Ai, V, dP[p, i], dh[p, i], dc[p, i])
-                odP[p, g] += a
-                odh[p, g] += b
-                odc[p, g] += e
-            oP[g] += pcc - pcc * V * pcc
-            oh[g] += hc - pcc * V * hc
-            oc[g] += c[i] + 0.5 * V * hc * hc - 0.5 * math.log(A)
-        P, h, c, dP, dh, dc = oP, oh, oc, odP, odh, odc
-    grad = np.empty(m)
-    for p in range(m):
-        grad[p] = dc[p, 0]
-    return c[0], grad
+        P, h, dP, dh, c_level = _level_q1(P, h, dP, dh, parents[lo:hi], n_parent, s, sidx, active,
+                                          dc)  # fmt: skip
+        c += c_level
+    return c, dc
 
 
 @_jit
@@ -690,3 +730,173 @@ def density_kernel(args):
         The kernel.
     """
     return log_density_q1 if _one_column(args[6], args[9], args[13]) else log_density
+
+
+# --------------------------------------------------------------------------------------------
+# C entry points for nutpie: the sampler calls the kernel directly, without Python or the GIL
+# --------------------------------------------------------------------------------------------
+#: The arrays of :func:`log_density` after ``u``, in order (``sigma_index`` and ``sigma_fixed``,
+#: two scalars, come between ``prior_b`` and ``WW``).
+TABLE_ARRAYS = (
+    "prior_code", "prior_a", "prior_b", "WW", "Wy", "n", "yy", "level_nodes", "parents",
+    "parent_offsets", "level_cols", "col_offsets", "scale_index", "scale_fixed", "common_cols",
+    "mu0", "s0",
+)  # fmt: skip
+#: Table layout: n_cells, q, sigma_index, the address of sigma_fixed (one float64), then an
+#: (address, length) pair for each of :data:`TABLE_ARRAYS`.
+TABLE_LEN = 4 + 2 * len(TABLE_ARRAYS)
+
+
+@numba.extending.intrinsic
+def _void_pointer(typingctx, address):
+    """Return the ``void *`` at an integer address."""
+    from numba.core import cgutils, types
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@_jit_inline
+def _f64(tab, k):
+    return numba.carray(_void_pointer(tab[k]), (tab[k + 1],), np.float64)
+
+
+@_jit_inline
+def _i64(tab, k):
+    return numba.carray(_void_pointer(tab[k]), (tab[k + 1],), np.int64)
+
+
+@_jit_inline
+def _unpack(table):
+    """Return the arguments of :func:`log_density` after ``u`` from a :func:`kernel_table`."""
+    tab = numba.carray(table, (TABLE_LEN,), np.int64)
+    c, q = tab[0], tab[1]
+    sigma_fixed = numba.carray(_void_pointer(tab[3]), (1,), np.float64)[0]
+    WW = numba.carray(_void_pointer(tab[10]), (c, q, q), np.float64)
+    Wy = numba.carray(_void_pointer(tab[12]), (c, q), np.float64)
+    return (
+        _i64(tab, 4), _f64(tab, 6), _f64(tab, 8), tab[2], sigma_fixed, WW, Wy, _f64(tab, 14),
+        _f64(tab, 16), _i64(tab, 18), _i64(tab, 20), _i64(tab, 22), _i64(tab, 24), _i64(tab, 26),
+        _i64(tab, 28), _f64(tab, 30), _i64(tab, 32), _f64(tab, 34), _f64(tab, 36),
+    )  # fmt: skip
+
+
+@_jit_inline
+def _finish(value, grad, n_dim, out_, logp_):
+    """Write nutpie's outputs; its return codes: 0 fine, 3 gradient or 4 value not finite."""
+    out = numba.carray(out_, (n_dim,))
+    for p in range(n_dim):
+        out[p] = grad[p]
+    numba.carray(logp_, (1,))[0] = value
+    for p in range(n_dim):
+        if not math.isfinite(grad[p]):
+            return 3
+    return 0 if math.isfinite(value) else 4
+
+
+def _logp_q1_c(n_dim, x_, out_, logp_, table):
+    value, grad = log_density_q1(numba.carray(x_, (n_dim,)), *_unpack(table))
+    return _finish(value, grad, n_dim, out_, logp_)
+
+
+def _logp_c(n_dim, x_, out_, logp_, table):
+    value, grad = log_density(numba.carray(x_, (n_dim,)), *_unpack(table))
+    return _finish(value, grad, n_dim, out_, logp_)
+
+
+def _expand_c(n_dim, n_out, x_, out_, table):
+    """Write the scales (``exp`` of the sampled logs), as nutpie stores a draw."""
+    x = numba.carray(x_, (n_dim,))
+    out = numba.carray(out_, (n_out,))
+    for p in range(n_dim):
+        out[p] = math.exp(x[p])
+    return 0
+
+
+_C_SOURCES = {"logp_q1": _logp_q1_c, "logp": _logp_c, "expand": _expand_c}
+
+
+@functools.cache
+def c_function(name):
+    """Return a C entry point for nutpie (compiled on first use, cached on disk).
+
+    ``"logp_q1"`` and ``"logp"``: ``int64 (uint64 n_dim, double *x, double *grad,
+    double *logp, void *table)`` evaluate :func:`log_density_q1` / :func:`log_density` on the
+    arrays a table points to (:func:`kernel_table`); ``"expand"``: ``int64 (uint64 n_dim,
+    uint64 n_out, double *x, double *out, void *table)`` writes ``exp(x)``.
+
+    Parameters
+    ----------
+    name : {"logp_q1", "logp", "expand"}
+        Which entry point.
+
+    Returns
+    -------
+    numba.core.ccallback.CFunc
+        Its ``address`` is the C function pointer.
+
+    Examples
+    --------
+    >>> import ctypes
+    >>> f = c_function("expand")
+    >>> call = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
+    ...                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(f.address)
+    >>> x, out = np.log([2.0, 3.0]), np.zeros(2)
+    >>> call(2, 2, x.ctypes.data, out.ctypes.data, None), out.round(12).tolist()
+    (0, [2.0, 3.0])
+    """
+    from numba import types
+
+    dp = types.CPointer(types.float64)
+    if name == "expand":
+        sig = types.int64(types.uint64, types.uint64, dp, dp, types.voidptr)
+    else:
+        sig = types.int64(types.uint64, dp, dp, dp, types.voidptr)
+    return numba.cfunc(sig, cache=True)(_C_SOURCES[name])
+
+
+def kernel_table(args):
+    """Return the table through which a C entry point reads the density's arrays.
+
+    Parameters
+    ----------
+    args : tuple
+        The arguments of :func:`log_density` after ``u``.
+
+    Returns
+    -------
+    table : ndarray of int64, shape (TABLE_LEN,)
+        Addresses and lengths (valid while ``keep`` lives).
+    keep : tuple of ndarray
+        The contiguous arrays the table points to.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skhier.engine.collapsed import build_tree
+    >>> from skhier.engine.compiled import compiled_inputs
+    >>> from skhier.plan import make_plan
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.5, 4.0], "x": [1.0, 2.0, 3.0, 4.0],
+    ...                    "g": ["a", "a", "b", "b"]})
+    >>> inputs = compiled_inputs(*(lambda p: (p, build_tree(p)))(make_plan(
+    ...     {"formula": "y ~ 0 + x:(1|g)"}, df)))
+    >>> table, keep = kernel_table(inputs.args)
+    >>> table.shape == (TABLE_LEN,) and int(table[0]) == 2  # two cells
+    True
+    """
+    code, a, b, sigma_index, sigma_fixed, *rest = args
+    arrays = [np.ascontiguousarray(x) for x in (code, a, b, *rest)]
+    dtypes = [np.int64, np.float64, np.float64, np.float64, np.float64, np.float64, np.float64,
+              np.int64, np.int64, np.int64, np.int64, np.int64, np.int64, np.float64, np.int64,
+              np.float64, np.float64]  # fmt: skip
+    arrays = [np.ascontiguousarray(x, dtype=t) for x, t in zip(arrays, dtypes, strict=True)]
+    fixed = np.array([float(sigma_fixed)])
+    WW = arrays[3]
+    table = np.zeros(TABLE_LEN, dtype=np.int64)
+    table[:4] = WW.shape[0], WW.shape[1], int(sigma_index), fixed.ctypes.data
+    for k, x in enumerate(arrays):
+        table[4 + 2 * k] = x.ctypes.data
+        table[5 + 2 * k] = x.size
+    return table, (*arrays, fixed)

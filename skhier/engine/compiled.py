@@ -2,7 +2,9 @@
 
 :func:`compiled_inputs` turns a collapsed model (its tree and the priors of its scales) into the
 arrays of :func:`skhier.engine._tree_numba.log_density`; :func:`sample_compiled` samples
-it with nutpie's NUTS through :func:`nutpie.compiled_pyfunc.from_pyfunc`. The posterior is
+it with nutpie's NUTS, which calls the kernel's C entry point from its own threads (as for a
+PyMC model compiled with numba; without that interface, through
+:func:`nutpie.compiled_pyfunc.from_pyfunc`, one Python call per gradient). The posterior is
 the same as that of the PyMC model :func:`skhier.engine.collapsed.build_collapsed_model` builds
 (the tests compare the log densities point by point); what changes is that nothing is compiled
 per model.
@@ -202,6 +204,11 @@ def compiled_inputs(plan, tree):
 def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
     """Sample the scales with nutpie on the compiled density.
 
+    nutpie calls the density's C entry point (:func:`skhier.engine._tree_numba.c_function`)
+    directly from its threads, as it does for PyMC models compiled with numba: no Python and
+    no GIL per gradient. A nutpie without that interface samples the same kernel through
+    :func:`nutpie.compiled_pyfunc.from_pyfunc` (a Python call per gradient).
+
     Parameters
     ----------
     inputs : CompiledInputs
@@ -214,6 +221,68 @@ def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
     arviz.InferenceData
         Posterior of the scales (under their names) and nutpie's sample statistics.
     """
+    model = _c_model(inputs)
+    if model is None:
+        model = _pyfunc_model(inputs)
+    return sample_nutpie(model, settings)
+
+
+def _initial_point(inputs):
+    center = np.log(inputs.init)
+
+    def initial_point(point_seed):
+        # PyMC's default for nutpie: the prior's central value, jittered by U(-1, 1) on the log
+        # scale.
+        return center + np.random.default_rng(point_seed).uniform(-1.0, 1.0, size=len(center))
+
+    return initial_point
+
+
+def _c_model(inputs):
+    """Nutpie's model of the density's C entry point, or None if this nutpie has none."""
+    try:
+        from nutpie import _lib
+        from nutpie.sample import CompiledModel
+    except ImportError:  # pragma: no cover - nutpie reorganised
+        return None
+    if not all(hasattr(_lib, n) for n in ("LogpFunc", "ExpandFunc", "PyMcModel", "PySampler")):
+        return None  # pragma: no cover
+    from skhier.engine import _tree_numba
+
+    q1 = _tree_numba.density_kernel(inputs.args) is _tree_numba.log_density_q1
+    kind = "logp_q1" if q1 else "logp"
+    table, keep = _tree_numba.kernel_table(inputs.args)
+    names = list(inputs.names)
+    m = len(names)
+    logp = _tree_numba.c_function(kind)
+    expand = _tree_numba.c_function("expand")
+    initial_point = _initial_point(inputs)
+
+    class _KernelModel(CompiledModel):
+        dims: dict = {}
+
+        n_dim = m
+        shapes = {name: () for name in names}
+        coords: dict = {}
+
+        def __init__(self):
+            self._keep = (table, keep, logp, expand)  # what the C side reads, kept alive
+
+        def _make_model(self, init_mean):
+            logp_fn = _lib.LogpFunc(logp.address, table.ctypes.data, self)
+            expand_fn = _lib.ExpandFunc(m, m, expand.address, table.ctypes.data, self)
+            variables = _lib.PyVariable.new_variables(names, ["float64"] * m, [()] * m, {}, {})
+            return _lib.PyMcModel(logp_fn, expand_fn, variables, m, {}, {}, initial_point, None)
+
+        def _make_sampler(self, settings, init_mean, cores, progress_type, store):
+            model = self._make_model(init_mean)
+            return _lib.PySampler.from_pymc(settings, cores, model, progress_type, store)
+
+    return _KernelModel()
+
+
+def _pyfunc_model(inputs):
+    """Nutpie's model of the density as a Python function (one Python call per gradient)."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
     from skhier.engine._tree_numba import density_kernel
@@ -221,7 +290,6 @@ def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
     args = inputs.args
     log_density = density_kernel(args)
     names = list(inputs.names)
-    center = np.log(inputs.init)
     m = len(names)
 
     def make_logp():
@@ -236,18 +304,12 @@ def sample_compiled(inputs: CompiledInputs, settings: SamplerSettings):
 
         return expand
 
-    def initial_point(point_seed):
-        # PyMC's default for nutpie: the prior's central value, jittered by U(-1, 1) on the log
-        # scale.
-        return center + np.random.default_rng(point_seed).uniform(-1.0, 1.0, size=m)
-
-    model = from_pyfunc(
+    return from_pyfunc(
         m,
         make_logp,
         make_expand,
         [np.dtype("float64")] * m,
         [()] * m,
         names,
-        make_initial_point_fn=initial_point,
+        make_initial_point_fn=_initial_point(inputs),
     )
-    return sample_nutpie(model, settings)

@@ -465,14 +465,14 @@ def draw_coefficients(
     sigma = np.asarray(sigma, dtype=np.float64)
     n_draws = len(sigma)
     common = np.zeros((n_draws, len(tree.common_cols)))
-    groups = [np.zeros((n_draws, lv.n_nodes, len(lv.cols))) for lv in tree.levels]
     starts = list(range(0, n_draws, chunk))
     # One random stream per chunk: the draws do not depend on the number of threads.
     rngs = rng.spawn(len(starts))
     if backend != "numpy" and _one_column(tree):
-        draw = _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common, groups)
+        draw, groups = _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common)
         _run_chunks(draw, len(starts), n_threads)
         return common, groups
+    groups = [np.zeros((n_draws, lv.n_nodes, len(lv.cols))) for lv in tree.levels]
     ops = _NumpyOps()
     for t in range(1, len(tree.levels)):  # build the sparse aggregation matrices once
         ops.segment_sum(
@@ -509,11 +509,13 @@ def _run_chunks(work, n_chunks, n_threads):
             list(pool.map(work, range(n_chunks)))
 
 
-def _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common, groups):
-    """Return ``work(i)``, the compiled draws of a one-column tree for chunk ``i``.
+def _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common):
+    """Return ``work(i)`` (the compiled draws of chunk ``i``) and the arrays it fills.
 
-    Each chunk takes its normals from its own stream in the NumPy path's order (the common
-    coefficient's, then each level's), so both paths give the same draws.
+    The arrays are each level's (n_draws, n_nodes, 1) draws, views of one buffer. Each chunk
+    takes its normals from its own stream in the NumPy path's order (the common coefficient's,
+    then each level's), so both paths give the same draws. They are drawn straight into the
+    chunk's rows of the output and turned into coefficients in place.
     """
     from skhier.engine._draw_numba import draw_one_column
 
@@ -533,33 +535,30 @@ def _one_column_drawer(tree, sigma, taus, rngs, starts, chunk, common, groups):
     mu0 = float(tree.mu0[0]) if has_common else 0.0
     s0 = float(tree.s0[0]) if has_common else 1.0
     s2_all = sigma**2
+    out = np.empty(n_draws * int(offsets[-1]))
+    blocks = [
+        out[n_draws * offsets[t] : n_draws * offsets[t + 1]].reshape(n_draws, sizes[t])
+        for t in range(len(sizes))
+    ]
 
     def work(i):
         lo = starts[i]
         hi = min(lo + chunk, n_draws)
         m = hi - lo
         rng = rngs[i]
-        eps_common = (
-            np.ascontiguousarray(rng.standard_normal((1, m, 1))[0, :, 0])
-            if has_common
-            else np.zeros(m)
-        )
-        eps = np.empty((m, int(offsets[-1])))
-        for t in range(len(sizes)):
-            eps[:, offsets[t] : offsets[t + 1]] = rng.standard_normal((1, m, sizes[t]))[0]
+        eps_common = rng.standard_normal(m) if has_common else np.zeros(m)
+        for block in blocks:
+            rng.standard_normal(out=block[lo:hi])
         out_common = np.zeros(m)
-        out = np.empty_like(eps)
         draw_one_column(
             ww, wy, offsets, parents, np.ascontiguousarray(s2_all[lo:hi]),
-            np.ascontiguousarray(tau[:, lo:hi]), has_common, mu0, s0, eps_common, eps,
-            out_common, out,
+            np.ascontiguousarray(tau[:, lo:hi]), has_common, mu0, s0, eps_common,
+            out_common, n_draws, lo, out,
         )  # fmt: skip
         if has_common:
             common[lo:hi, 0] = out_common
-        for t in range(len(sizes)):
-            groups[t][lo:hi, :, 0] = out[:, offsets[t] : offsets[t + 1]]
 
-    return work
+    return work, [block[:, :, None] for block in blocks]
 
 
 def _draw_chunk(tree, sigma, taus, rng, sl, ops, common, groups):

@@ -170,3 +170,153 @@ def test_fit_uses_the_compiled_density_and_matches_the_graph(forum_sim, monkeypa
         assert abs(float(x.mean() - y.mean())) < tol, name
     assert isinstance(fast.model_, type(graph.model_))  # built on first access
     assert pd.api.types.is_float_dtype(a["mean"])
+
+
+def call_c(kind, u, table):
+    """Call a C entry point of the density the way nutpie does (ctypes)."""
+    import ctypes
+
+    from skhier.engine._tree_numba import c_function
+
+    f = ctypes.CFUNCTYPE(
+        ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_void_p,
+    )(c_function(kind).address)  # fmt: skip
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    grad, value = np.full(len(u), np.nan), np.full(1, np.nan)
+    code = f(len(u), u.ctypes.data, grad.ctypes.data, value.ctypes.data, table.ctypes.data)
+    return code, value[0], grad
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_c_entry_point_equals_the_kernel(formula):
+    """The function nutpie calls reads the same arrays through its table and returns the same."""
+    from skhier.engine._tree_numba import kernel_table
+
+    plan, tree = make(formula, seed=2)
+    inputs = compiled_inputs(plan, tree)
+    table, keep = kernel_table(inputs.args)
+    kernel = density_kernel(inputs.args)
+    kind = "logp_q1" if kernel is log_density_q1 else "logp"
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        u = rng.normal(scale=0.7, size=len(inputs.names))
+        code, value, grad = call_c(kind, u, table)
+        want_value, want_grad = kernel(u, *inputs.args)
+        assert code == 0
+        assert value == pytest.approx(want_value, rel=1e-13)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-12, atol=1e-12)
+    # scales that overflow: a non-finite density is reported to nutpie, not returned as a number
+    code, _, _ = call_c(kind, np.full(len(inputs.names), 800.0), table)
+    assert code in (3, 4)
+
+
+def test_cell_order_and_tiny_factors_do_not_change_the_density():
+    """Cells in any order give the same density (sorted by parent is only faster); factors
+    1 / (1 + tau**2 P) small enough to underflow a running product are summed as logs."""
+    plan, tree = make("y ~ 0 + x:(1|g/s)")
+    inputs = compiled_inputs(plan, tree)
+    args = list(inputs.args)
+    rng = np.random.default_rng(4)
+    u = rng.normal(scale=0.5, size=len(inputs.names))
+    value, grad = log_density_q1(u, *args)
+    n_fine = len(args[6])
+    perm = rng.permutation(n_fine)
+    lo, hi = args[11][-2], args[11][-1]  # the finest level's parents
+    shuffled = list(args)
+    for k in (5, 6, 7, 8):
+        shuffled[k] = np.ascontiguousarray(args[k][perm])
+    parents = args[10].copy()
+    parents[lo:hi] = args[10][lo:hi][perm]
+    shuffled[10] = parents
+    v2, g2 = log_density_q1(u, *shuffled)
+    assert v2 == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(g2, grad, rtol=1e-10)
+
+
+def cells_reference(sigma, s, WW, Wy, n, yy, parent, n_parent):
+    """The cells' pass of the one-column kernel in NumPy: parents' messages and the constant."""
+    p, h = WW / sigma**2, Wy / sigma**2
+    a = 1.0 / (1.0 + s * s * p)
+    P = np.bincount(parent, p * a, n_parent)
+    hh = np.bincount(parent, h * a, n_parent)
+    c = 0.5 * s * s * np.sum(h * h * a) + 0.5 * np.sum(np.log(a))
+    c -= 0.5 * np.sum(n * (np.log(2 * np.pi) + 2 * np.log(sigma)) + yy / sigma**2)
+    return P, hh, c
+
+
+@pytest.mark.parametrize("s", [0.7, 2000.0])
+def test_cells_pass_against_numpy(s):
+    """The cells' pass against NumPy, its derivatives by finite differences: parents scattered
+    (runs of one cell), and with ``s = 2000`` factors 1 / (1 + s**2 P) near 1e-8 whose running
+    product would underflow within 40 cells."""
+    from skhier.engine._tree_numba import _cells_q1
+
+    rng = np.random.default_rng(6)
+    n_cells, n_parent = 3000, 40
+    n = rng.integers(1, 60, n_cells).astype(float)
+    WW = n * rng.uniform(0.5, 2.0, n_cells)
+    Wy = WW * rng.normal(1.0, 0.3, n_cells)
+    yy = Wy**2 / WW + n * rng.uniform(0.5, 1.5, n_cells)
+    parent = rng.integers(0, n_parent, n_cells)  # unsorted: runs of one cell
+    sigma = 1.3
+
+    def run(sigma, s):
+        dc = np.zeros(2)
+        out = _cells_q1(sigma, 0, s, 1, WW[:, None, None], Wy[:, None], n, yy, parent,
+                        n_parent, dc)  # fmt: skip
+        return out, dc
+
+    (P, h, dP, dh, c), dc = run(sigma, s)
+    want_P, want_h, want_c = cells_reference(sigma, s, WW, Wy, n, yy, parent, n_parent)
+    np.testing.assert_allclose(P, want_P, rtol=1e-12)
+    np.testing.assert_allclose(h, want_h, rtol=1e-12)
+    assert c == pytest.approx(want_c, rel=1e-12)
+    for k, (ds, dt) in enumerate([(1e-5 * sigma, 0.0), (0.0, 1e-5 * s)]):
+        up = cells_reference(sigma + ds, s + dt, WW, Wy, n, yy, parent, n_parent)
+        down = cells_reference(sigma - ds, s - dt, WW, Wy, n, yy, parent, n_parent)
+        step = 2 * (ds + dt)
+        fd = [(u - d) / step for u, d in zip(up, down, strict=True)]
+        # rounding of the differenced values: 100 ulps of their size over the step
+        noise = [100 * np.finfo(float).eps * np.abs(u).max() / step for u in up]
+        np.testing.assert_allclose(dP[k], fd[0], rtol=1e-6, atol=noise[0])
+        np.testing.assert_allclose(dh[k], fd[1], rtol=1e-6, atol=noise[1])
+        assert dc[k] == pytest.approx(fd[2], rel=1e-6, abs=noise[2])
+
+
+@pytest.mark.parametrize("formula", ["y ~ 0 + x:(1|g/s)", "y ~ 1 + x + (1|g) + (x|g:s)"])
+def test_nutpie_through_c_equals_nutpie_through_python(formula):
+    """The same seed gives the same chains whether nutpie calls the C entry point or Python."""
+    from skhier.engine import compiled
+    from skhier.engine.base import SamplerSettings
+    from skhier.engine.samplers import sample_nutpie
+
+    plan, tree = make(formula)
+    inputs = compiled_inputs(plan, tree)
+    settings = SamplerSettings(sampler="nutpie", draws=100, tune=100, chains=2, seed=5)
+    through_c = sample_nutpie(compiled._c_model(inputs), settings)
+    through_py = sample_nutpie(compiled._pyfunc_model(inputs), settings)
+    for name in inputs.names:
+        np.testing.assert_allclose(
+            through_c.posterior[name].values, through_py.posterior[name].values, rtol=1e-9
+        )
+    np.testing.assert_array_equal(
+        through_c.sample_stats["n_steps"].values, through_py.sample_stats["n_steps"].values
+    )
+
+
+def test_sample_compiled_falls_back_to_python_calls(monkeypatch):
+    """A nutpie without the C interface samples the same kernel through Python calls."""
+    from skhier.engine import compiled
+    from skhier.engine.base import SamplerSettings
+
+    plan, tree = make("y ~ 0 + x:(1|g/s)")
+    inputs = compiled_inputs(plan, tree)
+    settings = SamplerSettings(sampler="nutpie", draws=50, tune=50, chains=1, seed=5)
+    used = []
+    real = compiled._pyfunc_model
+    monkeypatch.setattr(compiled, "_c_model", lambda inputs: None)
+    monkeypatch.setattr(compiled, "_pyfunc_model", lambda i: used.append(1) or real(i))
+    idata = compiled.sample_compiled(inputs, settings)
+    assert used == [1]
+    assert idata.posterior["sigma"].shape == (1, 50)
