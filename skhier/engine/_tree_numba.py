@@ -887,11 +887,13 @@ def kernel_table(args):
     True
     """
     code, a, b, sigma_index, sigma_fixed, *rest = args
-    arrays = [np.ascontiguousarray(x) for x in (code, a, b, *rest)]
     dtypes = [np.int64, np.float64, np.float64, np.float64, np.float64, np.float64, np.float64,
               np.int64, np.int64, np.int64, np.int64, np.int64, np.int64, np.float64, np.int64,
               np.float64, np.float64]  # fmt: skip
-    arrays = [np.ascontiguousarray(x, dtype=t) for x, t in zip(arrays, dtypes, strict=True)]
+    arrays = [
+        np.ascontiguousarray(x, dtype=t)
+        for x, t in zip((code, a, b, *rest), dtypes, strict=True)
+    ]
     fixed = np.array([float(sigma_fixed)])
     WW = arrays[3]
     table = np.zeros(TABLE_LEN, dtype=np.int64)
